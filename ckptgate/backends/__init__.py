@@ -1,0 +1,87 @@
+"""Model backends: load a checkpoint once into an lm-eval ``LM`` and hand it to every scorer.
+
+``ModelPool`` keeps at most one model in memory per process: tests are ordered (and, under
+xdist, grouped) by checkpoint, so each checkpoint is loaded once per worker and released before
+the next one loads.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from lm_eval.api.model import LM
+
+from ckptgate.checkpoints import Checkpoint
+from ckptgate.errors import CkptgateError
+
+BACKENDS = ("auto", "hf", "vllm")
+
+
+@dataclass
+class ModelSession:
+    """A loaded model and the settings it was loaded with (recorded with every result)."""
+
+    checkpoint: Checkpoint
+    backend: str
+    lm: LM
+    settings: dict[str, Any]
+    load_seconds: float
+
+    def close(self) -> None:
+        del self.lm
+        gc.collect()
+
+
+def resolve_backend(requested: str) -> str:
+    """``auto`` is the hf backend until the vLLM backend lands (on CPU it stays hf)."""
+    if requested not in BACKENDS:
+        raise CkptgateError(f"unknown backend {requested!r}; choose one of {', '.join(BACKENDS)}")
+    if requested == "vllm":
+        raise CkptgateError(
+            "--backend vllm is not available yet in this version of ckptgate; "
+            "use --backend hf (or auto)"
+        )
+    return "hf"
+
+
+def open_session(checkpoint: Checkpoint, backend: str, processes: int = 1) -> ModelSession:
+    """Load ``checkpoint``; ``processes`` is how many evaluating processes share this host."""
+    from ckptgate.backends import hf
+
+    started = time.perf_counter()
+    lm, settings = hf.load(checkpoint, processes)
+    return ModelSession(
+        checkpoint=checkpoint,
+        backend=backend,
+        lm=lm,
+        settings=settings,
+        load_seconds=time.perf_counter() - started,
+    )
+
+
+@dataclass
+class ModelPool:
+    """One model at a time per process, reused while consecutive tests ask for it."""
+
+    backend: str
+    processes: int = 1
+    loads: Counter[str] = field(default_factory=Counter)
+    _current: ModelSession | None = None
+
+    def get(self, checkpoint: Checkpoint) -> ModelSession:
+        current = self._current
+        if current is not None and current.checkpoint == checkpoint:
+            return current
+        self.close()
+        self._current = open_session(checkpoint, self.backend, self.processes)
+        self.loads[checkpoint.label] += 1
+        return self._current
+
+    def close(self) -> None:
+        if self._current is not None:
+            self._current.close()
+            self._current = None

@@ -1,0 +1,184 @@
+"""The results store: one JSON record and one per-sample JSONL file per checkpoint x benchmark.
+
+Layout under the results directory::
+
+    by_checkpoint/<label>/<benchmark>.json           metrics, verdicts, config, provenance
+    by_checkpoint/<label>/<benchmark>.samples.jsonl  lm-eval's per-sample records
+    eval_summary.csv                                 one row per checkpoint x benchmark x metric
+    summary.md                                       the same as a Markdown table
+
+Every file is written atomically (temporary file in the same folder, fsync, rename): an
+interrupted run never leaves a file that looks complete. The JSON record is written last and
+names the samples file's hash, so a record on disk always has its samples beside it.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+SUMMARY_COLUMNS = (
+    "checkpoint",
+    "step",
+    "role",
+    "benchmark",
+    "task",
+    "metric",
+    "value",
+    "stderr",
+    "n",
+    "threshold",
+    "verdict",
+    "limit",
+    "fingerprint",
+)
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One checkpoint x benchmark x metric line of the summary."""
+
+    checkpoint: str
+    step: int | None
+    role: str
+    benchmark: str
+    task: str
+    metric: str
+    value: float | None
+    stderr: float | None
+    n: int | None
+    threshold: str
+    verdict: str  # pass | fail | info | error
+    limit: int | None
+    fingerprint: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SummaryRow:
+        return cls(**{name: data.get(name) for name in SUMMARY_COLUMNS})  # type: ignore[arg-type]
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def to_json(data: Any, **kwargs: Any) -> str:
+    """JSON with non-finite floats as null and anything else unserialisable as its repr."""
+    return json.dumps(_finite(data), default=repr, ensure_ascii=False, **kwargs)
+
+
+def _finite(data: Any) -> Any:
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {str(k): _finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(v) for v in data]
+    return data
+
+
+def benchmark_dir(results_dir: Path, label: str) -> Path:
+    return results_dir / "by_checkpoint" / label
+
+
+def write_benchmark(
+    results_dir: Path,
+    label: str,
+    benchmark_id: str,
+    record: dict[str, Any],
+    samples: Sequence[dict[str, Any]],
+) -> Path:
+    """Write the samples file, then the record that names its hash; returns the record's path."""
+    folder = benchmark_dir(results_dir, label)
+    samples_bytes = "".join(to_json(s) + "\n" for s in samples).encode("utf-8")
+    samples_path = folder / f"{benchmark_id}.samples.jsonl"
+    atomic_write_bytes(samples_path, samples_bytes)
+    full = {
+        "schema": SCHEMA_VERSION,
+        **record,
+        "samples_file": samples_path.name,
+        "samples_sha256": hashlib.sha256(samples_bytes).hexdigest(),
+        "samples_count": len(samples),
+    }
+    record_path = folder / f"{benchmark_id}.json"
+    atomic_write_text(record_path, to_json(full, indent=2) + "\n")
+    return record_path
+
+
+def read_records(results_dir: Path) -> list[dict[str, Any]]:
+    """Every complete benchmark record in the store, in a stable order."""
+    records = []
+    for path in sorted((results_dir / "by_checkpoint").glob("*/*.json")):
+        records.append(json.loads(path.read_text(encoding="utf-8")))
+    return records
+
+
+def rows_from_record(record: dict[str, Any]) -> list[SummaryRow]:
+    ckpt = record["checkpoint"]
+    bench = record["benchmark"]
+    return [
+        SummaryRow(
+            checkpoint=ckpt["label"],
+            step=ckpt.get("step"),
+            role=ckpt.get("role", "candidate"),
+            benchmark=bench["id"],
+            task=bench["task"],
+            metric=v["metric"],
+            value=v.get("value"),
+            stderr=v.get("stderr"),
+            n=v.get("n"),
+            threshold=v.get("threshold", ""),
+            verdict=v["verdict"],
+            limit=record.get("config", {}).get("limit"),
+            fingerprint=ckpt.get("fingerprint", ""),
+        )
+        for v in record["verdicts"]
+    ]
+
+
+def sort_rows(rows: Iterable[SummaryRow]) -> list[SummaryRow]:
+    def key(row: SummaryRow) -> tuple[Any, ...]:
+        step = row.step if row.step is not None else math.inf
+        return (row.role != "candidate", step, row.checkpoint, row.benchmark, row.metric)
+
+    return sorted(rows, key=key)
+
+
+def summary_csv(rows: Sequence[SummaryRow]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.to_dict().items()})
+    return buffer.getvalue()
+
+
+def write_summary(results_dir: Path, rows: Sequence[SummaryRow], markdown: str) -> None:
+    atomic_write_text(results_dir / "eval_summary.csv", summary_csv(rows))
+    atomic_write_text(results_dir / "summary.md", markdown)

@@ -1,0 +1,232 @@
+"""Suites: data files that declare which benchmarks run and what each must reach.
+
+A suite is a YAML file (``evaltests/suites/<name>.yaml``, or any path) listing benchmarks. Each
+benchmark names an lm-eval task, its few-shot count and the metrics it reports, with optional
+``min``/``max`` thresholds. A benchmark is run by the test function in ``evaltests/`` that
+carries ``@pytest.mark.gate("<test>")``; that function is parametrized over the suite's
+benchmarks for it and over the checkpoints.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ckptgate.errors import SuiteError
+from ckptgate.yamlfile import LineDict, check_keys, load_yaml
+
+EVALTESTS_DIR = Path(__file__).resolve().parent.parent / "evaltests"
+SUITES_DIR = EVALTESTS_DIR / "suites"
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+@dataclass(frozen=True)
+class MetricGate:
+    """One metric of a benchmark, keyed exactly as lm-eval names it (``metric,filter``)."""
+
+    key: str
+    min: float | None = None
+    max: float | None = None
+
+    @property
+    def gating(self) -> bool:
+        return self.min is not None or self.max is not None
+
+    def threshold_text(self) -> str:
+        parts = []
+        if self.min is not None:
+            parts.append(f">= {self.min:g}")
+        if self.max is not None:
+            parts.append(f"<= {self.max:g}")
+        return " and ".join(parts) if parts else "report only"
+
+    def passes(self, value: float) -> bool:
+        if self.min is not None and not value >= self.min:
+            return False
+        if self.max is not None and not value <= self.max:
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A benchmark of a suite: an lm-eval task at a given few-shot count, and its gates."""
+
+    id: str
+    test: str
+    task: str
+    metrics: tuple[MetricGate, ...]
+    num_fewshot: int | None = None
+    gen_kwargs: dict[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "test": self.test,
+            "task": self.task,
+            "num_fewshot": self.num_fewshot,
+            "gen_kwargs": dict(self.gen_kwargs),
+            "tags": list(self.tags),
+            "metrics": [
+                {"key": m.key, "min": m.min, "max": m.max} for m in self.metrics
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    path: Path
+    task_paths: tuple[Path, ...]
+    include_default_tasks: bool
+    benchmarks: tuple[Benchmark, ...]
+    description: str = ""
+
+    def for_test(self, test: str) -> list[Benchmark]:
+        return [b for b in self.benchmarks if b.test == test]
+
+    def tags(self) -> set[str]:
+        return {tag for b in self.benchmarks for tag in b.tags}
+
+
+def available_suites() -> list[str]:
+    return sorted(p.stem for p in SUITES_DIR.glob("*.yaml"))
+
+
+def resolve_suite_path(name_or_path: str) -> Path:
+    """A suite name (``demo``) or a path to a suite file."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in {".yaml", ".yml"} or candidate.exists():
+        if not candidate.is_file():
+            raise SuiteError(f"suite file {candidate} does not exist")
+        return candidate.resolve()
+    path = SUITES_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = ", ".join(available_suites()) or "none"
+        raise SuiteError(
+            f"unknown suite {name_or_path!r}; known suites: {known} "
+            f"(or pass the path of a suite YAML file)"
+        )
+    return path
+
+
+def load_suite(name_or_path: str) -> Suite:
+    path = resolve_suite_path(name_or_path)
+    data = load_yaml(path, SuiteError)
+    if not isinstance(data, LineDict):
+        raise SuiteError(f"{path}: a suite file must be a mapping with 'name' and 'benchmarks'")
+    check_keys(
+        data,
+        path=path,
+        what="the suite",
+        required={"name", "benchmarks"},
+        optional={"description", "task_paths", "include_default_tasks"},
+        error=SuiteError,
+    )
+    task_paths = tuple(
+        _task_path(path, data, raw) for raw in _list(data, "task_paths", path)
+    )
+    include_defaults = data.get("include_default_tasks", True)
+    if not isinstance(include_defaults, bool):
+        raise SuiteError(f"{path}:{data.line_of('include_default_tasks')}: must be true or false")
+    raw_benchmarks = _list(data, "benchmarks", path)
+    if not raw_benchmarks:
+        raise SuiteError(f"{path}:{data.line_of('benchmarks')}: the suite lists no benchmarks")
+    benchmarks = tuple(_benchmark(path, raw) for raw in raw_benchmarks)
+    _reject_duplicates(path, raw_benchmarks, benchmarks)
+    return Suite(
+        name=str(data["name"]),
+        path=path,
+        task_paths=task_paths,
+        include_default_tasks=include_defaults,
+        benchmarks=benchmarks,
+        description=str(data.get("description", "")),
+    )
+
+
+def _list(data: LineDict, key: str, path: Path) -> list[Any]:
+    value = data.get(key, [])
+    if not isinstance(value, list):
+        raise SuiteError(f"{path}:{data.line_of(key)}: {key!r} must be a list")
+    return value
+
+
+def _task_path(suite_path: Path, data: LineDict, raw: Any) -> Path:
+    resolved = (suite_path.parent / str(raw)).resolve()
+    if not resolved.is_dir():
+        raise SuiteError(
+            f"{suite_path}:{data.line_of('task_paths')}: task directory {raw!r} "
+            f"(resolved to {resolved}) does not exist"
+        )
+    return resolved
+
+
+def _benchmark(path: Path, raw: Any) -> Benchmark:
+    if not isinstance(raw, LineDict):
+        raise SuiteError(f"{path}: each benchmark must be a mapping, got {raw!r}")
+    check_keys(
+        raw,
+        path=path,
+        what=f"benchmark {raw.get('id', '?')!r}",
+        required={"id", "task", "metrics"},
+        optional={"test", "num_fewshot", "gen_kwargs", "tags", "description"},
+        error=SuiteError,
+    )
+    bench_id = str(raw["id"])
+    if not _ID.match(bench_id):
+        raise SuiteError(
+            f"{path}:{raw.line_of('id')}: benchmark id {bench_id!r} must be letters, digits, '_', '.', '-'"
+        )
+    num_fewshot = raw.get("num_fewshot")
+    if num_fewshot is not None and (not isinstance(num_fewshot, int) or num_fewshot < 0):
+        raise SuiteError(f"{path}:{raw.line_of('num_fewshot')}: num_fewshot must be an integer >= 0")
+    gen_kwargs = raw.get("gen_kwargs", {})
+    if not isinstance(gen_kwargs, dict):
+        raise SuiteError(f"{path}:{raw.line_of('gen_kwargs')}: gen_kwargs must be a mapping")
+    tags = raw.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) and t.isidentifier() for t in tags):
+        raise SuiteError(f"{path}:{raw.line_of('tags')}: tags must be a list of identifiers")
+    metrics = raw["metrics"]
+    if not isinstance(metrics, list) or not metrics:
+        raise SuiteError(f"{path}:{raw.line_of('metrics')}: metrics must be a non-empty list")
+    return Benchmark(
+        id=bench_id,
+        test=str(raw.get("test", bench_id)),
+        task=str(raw["task"]),
+        metrics=tuple(_metric(path, m) for m in metrics),
+        num_fewshot=num_fewshot,
+        gen_kwargs=dict(gen_kwargs),
+        tags=tuple(tags),
+        description=str(raw.get("description", "")),
+    )
+
+
+def _metric(path: Path, raw: Any) -> MetricGate:
+    if not isinstance(raw, LineDict):
+        raise SuiteError(f"{path}: each metric must be a mapping with 'key', got {raw!r}")
+    check_keys(raw, path=path, what="a metric", required={"key"}, optional={"min", "max"}, error=SuiteError)
+    bounds: dict[str, float | None] = {}
+    for bound in ("min", "max"):
+        value = raw.get(bound)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise SuiteError(f"{path}:{raw.line_of(bound)}: {bound} must be a number, got {value!r}")
+        bounds[bound] = None if value is None else float(value)
+    key = str(raw["key"])
+    if "," not in key:
+        raise SuiteError(
+            f"{path}:{raw.line_of('key')}: metric key {key!r} must be lm-eval's 'metric,filter' "
+            f"form, e.g. 'exact_match,strict-match' or 'acc,none'"
+        )
+    return MetricGate(key=key, min=bounds["min"], max=bounds["max"])
+
+
+def _reject_duplicates(path: Path, raws: list[Any], benchmarks: tuple[Benchmark, ...]) -> None:
+    seen: set[str] = set()
+    for raw, bench in zip(raws, benchmarks):
+        if bench.id in seen:
+            raise SuiteError(f"{path}:{raw.line_of('id')}: benchmark id {bench.id!r} appears twice")
+        seen.add(bench.id)

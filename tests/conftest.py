@@ -1,0 +1,24 @@
+"""Fixtures shared by the project's own tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Nothing in the test suite may reach a model or dataset hub.
+for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ.setdefault(_var, "1")
+
+
+@pytest.fixture(scope="session")
+def demo_root() -> Path:
+    """The demo checkpoint series, built once into the shared cache."""
+    from ckptgate.demo import ensure_demo
+
+    return ensure_demo(progress=False)
