@@ -1,0 +1,119 @@
+"""Wall time of the gate against lm-eval run directly, on the same demo checkpoint and tasks.
+
+    .venv/bin/python benchmarks/bench_gate_vs_lmeval.py [--checkpoint PATH] [--repeat N]
+
+Runs, one after the other as child processes of this script:
+  (a) the gate: ``pytest evaltests --checkpoint CKPT`` (one process, the demo suite);
+  (b) one ``lm_eval.simple_evaluate`` call with all the suite's tasks on one HFLM;
+  (c) the ``lm_eval`` command once per task (what the seeds' SLURM scripts do).
+and prints wall times and ratios to (b), plus a check that (a) and (b) agree on every metric.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ckptgate.suites import load_suite  # noqa: E402
+
+PY = sys.executable
+BIN = Path(PY).parent
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+DIRECT = r"""
+import json, sys
+from lm_eval import simple_evaluate
+from lm_eval.models.huggingface import HFLM
+from lm_eval.tasks import TaskManager
+ckpt, task_dir, out, spec = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+lm = HFLM(pretrained=ckpt, device="cpu", dtype="float32", batch_size=32)
+tm = TaskManager(include_path=task_dir, include_defaults=False)
+metrics = {}
+# one call for all tasks; per-task few-shot counts are set in the task YAMLs' num_fewshot,
+# which the suite repeats, so num_fewshot is left to the tasks here
+r = simple_evaluate(model=lm, tasks=list(spec), task_manager=tm, log_samples=True,
+                    gen_kwargs={"temperature": 0, "do_sample": False},
+                    random_seed=42, numpy_random_seed=42, torch_random_seed=42, fewshot_random_seed=42)
+for task in spec:
+    metrics[task] = {k: v for k, v in r["results"][task].items() if "," in k and "_stderr" not in k}
+json.dump(metrics, open(out, "w"))
+"""
+
+
+def timed(cmd: list[str]) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        sys.exit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", help="checkpoint folder (default: the demo's step_0800)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per variant; the median is shown")
+    args = parser.parse_args()
+    if args.checkpoint:
+        ckpt = Path(args.checkpoint).resolve()
+    else:
+        from ckptgate.demo import ensure_demo
+
+        ckpt = ensure_demo() / "step_0800"
+    suite = load_suite("demo")
+    task_dir = str(suite.task_paths[0])
+    spec = {b.task: b.num_fewshot for b in suite.benchmarks}
+    work = Path(tempfile.mkdtemp(prefix="ckptgate-bench-"))
+
+    def gate() -> float:
+        return timed([str(BIN / "pytest"), "evaltests", "-q", "-p", "no:cacheprovider", "--checkpoint", str(ckpt),
+                      "--results-dir", str(work / "gate")])
+
+    def direct() -> float:
+        return timed([PY, "-c", DIRECT, str(ckpt), task_dir, str(work / "direct.json"), json.dumps(spec)])
+
+    def cli_loop() -> float:
+        total = 0.0
+        for task, shots in spec.items():
+            total += timed([str(BIN / "lm_eval"), "--model", "hf", "--model_args",
+                            f"pretrained={ckpt},dtype=float32", "--device", "cpu", "--batch_size", "32",
+                            "--tasks", task, "--num_fewshot", str(shots or 0), "--include_path", task_dir,
+                            "--seed", "42", "--gen_kwargs", "temperature=0", "--log_samples",
+                            "--output_path", str(work / "cli" / task)])
+        return total
+
+    variants = {"(a) gate (pytest)": gate, "(b) simple_evaluate, all tasks": direct,
+                "(c) lm_eval CLI per task": cli_loop}
+    times = {name: statistics.median(fn() for _ in range(args.repeat)) for name, fn in variants.items()}
+    ref = times["(b) simple_evaluate, all tasks"]
+    print(f"\ncheckpoint: {ckpt}\ntasks: {', '.join(spec)}   repeats: {args.repeat} (median shown)\n")
+    print(f"{'variant':<34} {'wall s':>8} {'vs (b)':>8}")
+    for name, seconds in times.items():
+        print(f"{name:<34} {seconds:8.2f} {seconds / ref:8.2f}x")
+    compare_metrics(work, spec)
+
+
+def compare_metrics(work: Path, spec: dict[str, int | None]) -> None:
+    direct = json.loads((work / "direct.json").read_text())
+    suite = load_suite("demo")
+    worst = 0.0
+    for bench in suite.benchmarks:
+        record = next((work / "gate" / "by_checkpoint").glob(f"*/{bench.id}.json"))
+        gate_metrics = json.loads(record.read_text())["metrics"]
+        for key, value in direct[bench.task].items():
+            worst = max(worst, abs(gate_metrics[key]["value"] - value))
+    print(f"\nlargest metric difference between (a) and (b): {worst:.3g}")
+
+
+if __name__ == "__main__":
+    main()

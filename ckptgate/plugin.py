@@ -1,0 +1,551 @@
+"""The pytest plugin: options, checkpoint resolution, parametrization, fixtures and reports.
+
+Flow: ``pytest_configure`` resolves and validates every checkpoint and the suite on the
+controller (bad input is a usage error, exit code 4, before any model loads) and ships the
+result to xdist workers. ``pytest_generate_tests`` parametrizes each ``@pytest.mark.gate(name)``
+test over the suite's benchmarks for ``name`` x the checkpoints. Items are grouped by checkpoint
+(xdist ``loadgroup``) so each worker loads a checkpoint once. Each test's fixture runs the
+benchmark, writes its results, and the test asserts the verdict. The controller merges the
+workers' rows into ``eval_summary.csv`` / ``summary.md`` and checks that grouping happened.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ckptgate import gate, reports, results
+from ckptgate.backends import BACKENDS, ModelPool, resolve_backend
+from ckptgate.checkpoints import Checkpoint, discover_all
+from ckptgate.errors import CkptgateError
+from ckptgate.provenance import provenance
+from ckptgate.suites import Benchmark, Suite, load_suite
+from scorers.lm_eval_task import LmEvalTaskScorer
+
+DEMO = "demo"
+WIRE_KEY = "ckptgate"
+_STATE = pytest.StashKey["GateState"]()
+_SCORER = LmEvalTaskScorer()
+
+
+@dataclass(frozen=True)
+class Case:
+    """One test item's work: a benchmark on a checkpoint."""
+
+    benchmark: Benchmark
+    checkpoint: Checkpoint
+
+    def id(self, several_variants: bool) -> str:
+        label = self.checkpoint.label
+        return f"{self.benchmark.id}-{label}" if several_variants else label
+
+
+@dataclass
+class GateState:
+    """What this process knows about the run; the controller's copy also merges the workers'."""
+
+    checkpoints: list[Checkpoint]
+    suite: Suite
+    backend: str
+    results_dir: Path
+    limit: int | None
+    baseline: str | None
+    rows: list[results.SummaryRow] = field(default_factory=list)
+    labels_by_worker: dict[str, set[str]] = field(default_factory=dict)
+    loads: Counter[str] = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+    worker: str = "main"  # this process: "main", or the xdist worker id (gw0, gw1, ...)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "checkpoints": [c.to_dict() for c in self.checkpoints],
+            "suite": str(self.suite.path),
+            "backend": self.backend,
+            "results_dir": str(self.results_dir),
+            "limit": self.limit,
+            "baseline": self.baseline,
+        }
+
+    @classmethod
+    def from_wire(cls, wire: dict[str, Any]) -> GateState:
+        return cls(
+            checkpoints=[Checkpoint.from_dict(c) for c in wire["checkpoints"]],
+            suite=load_suite(wire["suite"]),
+            backend=wire["backend"],
+            results_dir=Path(wire["results_dir"]),
+            limit=wire["limit"],
+            baseline=wire["baseline"],
+        )
+
+    def run_metadata(self) -> dict[str, Any]:
+        return {
+            "suite": self.suite.name,
+            "backend": self.backend,
+            "limit": self.limit,
+            "baseline": self.baseline,
+            "checkpoints": ", ".join(c.label for c in self.checkpoints),
+            "git_sha": provenance()["git_sha"],
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(self.started)),
+        }
+
+
+# --------------------------------------------------------------------------- options
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("ckptgate", "ckptgate: gate language-model checkpoints")
+    group.addoption(
+        "--checkpoint",
+        action="append",
+        default=[],
+        dest="ckptgate_checkpoints",
+        metavar="PATH",
+        help="Hugging Face checkpoint folder, or a parent folder of step_N / epoch_N / "
+        "checkpoint-N / *_stepN / *_final children; repeatable. 'demo' is the embedded demo series.",
+    )
+    group.addoption(
+        "--bridge",
+        action="append",
+        default=[],
+        dest="ckptgate_bridges",
+        metavar="PATH",
+        help="bridge checkpoint evaluated beside the candidates (repeatable; 'demo' is the demo bridge).",
+    )
+    group.addoption(
+        "--suite",
+        default=DEMO,
+        dest="ckptgate_suite",
+        metavar="NAME",
+        help="suite name (evaltests/suites/NAME.yaml) or path to a suite YAML file (default: demo).",
+    )
+    group.addoption(
+        "--baseline",
+        default=None,
+        dest="ckptgate_baseline",
+        metavar="NAME",
+        help="reference model whose stored numbers the run is compared with (baselines/NAME.yaml).",
+    )
+    group.addoption(
+        "--backend",
+        default="auto",
+        choices=BACKENDS,
+        dest="ckptgate_backend",
+        help="model backend: auto (hf on CPU), hf or vllm (default: auto).",
+    )
+    group.addoption(
+        "--results-dir",
+        default="results",
+        dest="ckptgate_results_dir",
+        metavar="DIR",
+        help="where results, eval_summary.csv and summary.md are written (default: results/).",
+    )
+    group.addoption(
+        "--limit",
+        default=None,
+        type=int,
+        dest="ckptgate_limit",
+        metavar="N",
+        help="score only the first N documents of each task (smoke runs; recorded in the results).",
+    )
+    group.addoption(
+        "--update-baselines",
+        action="store_true",
+        default=False,
+        dest="ckptgate_update_baselines",
+        help="write measured values into the baseline file (the test run still fails).",
+    )
+
+
+# --------------------------------------------------------------------------- configure
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "gate(name): run the suite's benchmarks whose `test` is NAME over every checkpoint."
+    )
+    try:
+        state = _worker_state(config) if _is_worker(config) else _controller_state(config)
+    except CkptgateError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if state is None:
+        return
+    state.worker = _worker_id(config)
+    config.stash[_STATE] = state
+    for tag in sorted(state.suite.tags()):
+        config.addinivalue_line("markers", f"{tag}: benchmarks tagged '{tag}' in the suite.")
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistHooks(state), "ckptgate-xdist")
+    if _is_worker(config):
+        # Workers re-parse the command line, so they do not see the controller's switch to
+        # loadgroup; xdist's worker adds the "@group" suffix that groups items only with this set.
+        config.option.loadgroup = True
+    else:
+        _force_loadgroup(config)
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _worker_state(config: pytest.Config) -> GateState | None:
+    wire = config.workerinput.get(WIRE_KEY)  # type: ignore[attr-defined]
+    return None if wire is None else GateState.from_wire(wire)
+
+
+def _controller_state(config: pytest.Config) -> GateState | None:
+    opt = config.option
+    specs, bridges = opt.ckptgate_checkpoints, opt.ckptgate_bridges
+    if not specs:
+        if bridges:
+            raise CkptgateError("--bridge needs at least one --checkpoint to compare with it")
+        return None
+    if opt.ckptgate_limit is not None and opt.ckptgate_limit < 1:
+        raise CkptgateError(f"--limit must be a positive number of documents, got {opt.ckptgate_limit}")
+    backend = resolve_backend(opt.ckptgate_backend)
+    suite = load_suite(opt.ckptgate_suite)
+    _SCORER.check(suite)
+    baseline = _check_baseline(opt.ckptgate_baseline)
+    with _capture_disabled(config):
+        candidates = discover_all(_expand_demo(specs, "series"))
+        bridge_ckpts = discover_all(_expand_demo(bridges, "bridge"), role="bridge") if bridges else []
+    _reject_overlap(candidates, bridge_ckpts)
+    return GateState(
+        checkpoints=candidates + bridge_ckpts,
+        suite=suite,
+        backend=backend,
+        results_dir=Path(opt.ckptgate_results_dir).resolve(),
+        limit=opt.ckptgate_limit,
+        baseline=baseline,
+    )
+
+
+def _expand_demo(specs: list[str], part: str) -> list[str]:
+    """``demo`` names the embedded demo series (or its bridge), built once into a cache."""
+    if DEMO not in specs:
+        return specs
+    from ckptgate.demo import ensure_demo
+
+    root = ensure_demo()
+    target = str(root if part == "series" else root / "bridge")
+    return [target if spec == DEMO else spec for spec in specs]
+
+
+def _check_baseline(name: str | None) -> str | None:
+    if name is None:
+        return None
+    path = Path(__file__).resolve().parent.parent / "baselines" / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise CkptgateError(
+            f"unknown baseline {name!r}: no file {path}; known baselines: {', '.join(known) or 'none yet'}"
+        )
+    return name
+
+
+def _reject_overlap(candidates: list[Checkpoint], bridges: list[Checkpoint]) -> None:
+    labels = Counter(c.label for c in candidates + bridges)
+    clashes = sorted(label for label, count in labels.items() if count > 1)
+    if clashes:
+        raise CkptgateError(
+            f"checkpoint label(s) {', '.join(clashes)} appear both as --checkpoint and --bridge; "
+            "pass each checkpoint once"
+        )
+
+
+class _capture_disabled:
+    """Let progress bars (demo build) reach the terminal while pytest captures output."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self._capman = config.pluginmanager.getplugin("capturemanager")
+        self._ctx: Any = None
+
+    def __enter__(self) -> None:
+        if self._capman is not None:
+            self._ctx = self._capman.global_and_fixture_disabled()
+            self._ctx.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._ctx is not None:
+            self._ctx.__exit__(*exc)
+
+
+def _force_loadgroup(config: pytest.Config) -> None:
+    """All of one checkpoint's tests must run on one worker, or the model loads twice."""
+    dist = getattr(config.option, "dist", "no")
+    if dist in ("no", "loadgroup"):
+        return
+    if dist == "load":  # xdist's default for -n
+        config.option.dist = "loadgroup"
+        return
+    raise pytest.UsageError(
+        f"--dist {dist} would split a checkpoint's benchmarks across workers and load the model "
+        "on each; ckptgate runs with --dist loadgroup (leave --dist out)"
+    )
+
+
+# --------------------------------------------------------------------------- collection
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "benchmark_case" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("gate")
+    if marker is None or not marker.args:
+        raise pytest.UsageError(
+            f"{metafunc.definition.nodeid} uses the benchmark_case fixture but has no "
+            "@pytest.mark.gate('name') marker naming its suite benchmarks"
+        )
+    state = metafunc.config.stash.get(_STATE, None)
+    benchmarks = state.suite.for_test(marker.args[0]) if state else []
+    checkpoints = state.checkpoints if state else []
+    cases = [Case(b, c) for c in checkpoints for b in benchmarks]
+    several = len(benchmarks) > 1
+    metafunc.parametrize("benchmark_case", cases, ids=[case.id(several) for case in cases])
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    gate_items = [item for item in items if item.get_closest_marker("gate")]
+    if not gate_items:
+        return
+    state = config.stash.get(_STATE, None)
+    if state is None:
+        raise pytest.UsageError(
+            "the benchmark tests need checkpoints: pass --checkpoint PATH (repeatable) or "
+            "--checkpoint demo for the embedded demo series"
+        )
+    runnable = [item for item in gate_items if _case(item) is not None]
+    idle = [item for item in gate_items if _case(item) is None]
+    if idle:  # gate tests whose benchmarks are not in this suite
+        config.hook.pytest_deselected(items=idle)
+    _check_suite_covered(session, state, gate_items)
+    order = {c.label: i for i, c in enumerate(state.checkpoints)}
+    runnable.sort(key=lambda item: order[_case(item).checkpoint.label])  # type: ignore[union-attr]
+    for item in runnable:
+        case = _case(item)
+        assert case is not None
+        item.add_marker(pytest.mark.xdist_group(name=case.checkpoint.label))
+        for tag in case.benchmark.tags:
+            item.add_marker(tag)
+    others = [item for item in items if not item.get_closest_marker("gate")]
+    items[:] = others + runnable
+
+
+def _case(item: pytest.Item) -> Case | None:
+    """The item's case; None for a gate test the suite gives no benchmark (an empty parameter set)."""
+    callspec = getattr(item, "callspec", None)
+    case = callspec.params.get("benchmark_case") if callspec is not None else None
+    return case if isinstance(case, Case) else None
+
+
+def _check_suite_covered(session: pytest.Session, state: GateState, gate_items: list[pytest.Item]) -> None:
+    """A suite benchmark that no collected test runs must not vanish silently."""
+    if any("::" in arg for arg in session.config.args):
+        return  # the user picked tests by node id
+    tests = {item.get_closest_marker("gate").args[0] for item in gate_items}  # type: ignore[union-attr]
+    orphans = [b.id for b in state.suite.benchmarks if b.test not in tests]
+    if orphans:
+        raise pytest.UsageError(
+            f"suite {state.suite.name!r} declares benchmark(s) {', '.join(orphans)} but no collected "
+            "test carries the matching @pytest.mark.gate(name); check their 'test' field"
+        )
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def model_pool(pytestconfig: pytest.Config) -> Iterator[ModelPool]:
+    state = pytestconfig.stash[_STATE]
+    workers = pytestconfig.workerinput["workercount"] if _is_worker(pytestconfig) else 1  # type: ignore[attr-defined]
+    pool = ModelPool(backend=state.backend, processes=workers)
+    yield pool
+    pool.close()
+    state.loads.update(pool.loads)
+
+
+@dataclass
+class BenchmarkRun:
+    """A benchmark evaluated on a checkpoint: its verdicts, and the assertion over them."""
+
+    case: Case
+    verdicts: list[gate.MetricVerdict]
+    record_path: Path
+
+    def check(self) -> None:
+        if any(v.verdict == "fail" for v in self.verdicts):
+            pytest.fail(
+                gate.failure_report(self.case.checkpoint, self.case.benchmark, self.verdicts),
+                pytrace=False,
+            )
+
+
+@pytest.fixture
+def benchmark_run(
+    benchmark_case: Case, model_pool: ModelPool, pytestconfig: pytest.Config
+) -> BenchmarkRun:
+    state = pytestconfig.stash[_STATE]
+    bench, ckpt = benchmark_case.benchmark, benchmark_case.checkpoint
+    state.labels_by_worker.setdefault(state.worker, set()).add(ckpt.label)
+    try:
+        run = _evaluate(state, model_pool, benchmark_case)
+    except CkptgateError as exc:
+        _record(state, ckpt, bench, gate.error_verdicts(bench), limit=state.limit)
+        pytest.fail(str(exc), pytrace=False)
+    except BaseException:
+        _record(state, ckpt, bench, gate.error_verdicts(bench), limit=state.limit)
+        raise
+    return run
+
+
+def _evaluate(state: GateState, pool: ModelPool, case: Case) -> BenchmarkRun:
+    bench, ckpt = case.benchmark, case.checkpoint
+    session = pool.get(ckpt)
+    started = time.perf_counter()
+    score = _SCORER.score(session, state.suite, bench, limit=state.limit)
+    verdicts = gate.judge(bench, score.metrics)
+    record = {
+        "checkpoint": ckpt.to_dict(),
+        "benchmark": {**bench.to_dict(), "suite": state.suite.name},
+        "metrics": {
+            key: {"value": m.value, "stderr": m.stderr, "n": m.n} for key, m in score.metrics.items()
+        },
+        "verdicts": [v.to_dict() for v in verdicts],
+        "config": {**score.config, "limit": state.limit, "baseline": state.baseline},
+        "backend": session.settings,
+        "timing": {"load_s": round(session.load_seconds, 3), "eval_s": round(time.perf_counter() - started, 3)},
+        "worker": state.worker,
+        "provenance": provenance(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    path = results.write_benchmark(state.results_dir, ckpt.label, bench.id, record, score.samples)
+    _record(state, ckpt, bench, verdicts, limit=state.limit)
+    return BenchmarkRun(case=case, verdicts=verdicts, record_path=path)
+
+
+def _record(
+    state: GateState, ckpt: Checkpoint, bench: Benchmark, verdicts: list[gate.MetricVerdict], *, limit: int | None
+) -> None:
+    state.rows.extend(
+        results.SummaryRow(
+            checkpoint=ckpt.label,
+            step=ckpt.step,
+            role=ckpt.role,
+            benchmark=bench.id,
+            task=bench.task,
+            metric=v.metric,
+            value=v.value,
+            stderr=v.stderr,
+            n=v.n,
+            threshold=v.threshold,
+            verdict=v.verdict,
+            limit=limit,
+            fingerprint=ckpt.fingerprint,
+        )
+        for v in verdicts
+    )
+
+
+def _worker_id(config: pytest.Config) -> str:
+    return config.workerinput["workerid"] if _is_worker(config) else "main"  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------- xdist
+
+
+class _XdistHooks:
+    """Ship the resolved run to workers; gather their rows and grouping evidence back."""
+
+    def __init__(self, state: GateState) -> None:
+        self.state = state
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[WIRE_KEY] = self.state.to_wire()
+
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        output = getattr(node, "workeroutput", None) or {}
+        payload = output.get(WIRE_KEY)
+        if payload is None:
+            return
+        data = json.loads(payload)
+        self.state.rows.extend(results.SummaryRow.from_dict(r) for r in data["rows"])
+        self.state.labels_by_worker[data["worker"]] = set(data["labels"])
+        self.state.loads.update(data["loads"])
+
+
+# --------------------------------------------------------------------------- session end
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    state = config.stash.get(_STATE, None)
+    if state is None:
+        return
+    if _is_worker(config):
+        config.workeroutput[WIRE_KEY] = json.dumps(  # type: ignore[attr-defined]
+            {
+                "worker": state.worker,
+                "rows": [r.to_dict() for r in state.rows],
+                "labels": sorted(state.labels_by_worker.get(state.worker, set())),
+                "loads": dict(state.loads),
+            }
+        )
+        return
+    state.problems.extend(_grouping_problems(state))
+    if state.problems and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if state.rows:
+        rows = results.sort_rows(state.rows)
+        results.write_summary(state.results_dir, rows, reports.markdown(rows, state.run_metadata()))
+
+
+def _grouping_problems(state: GateState) -> list[str]:
+    """Self-check: every checkpoint ran on one worker and was loaded once there."""
+    problems = []
+    workers_of: dict[str, list[str]] = {}
+    for worker, labels in state.labels_by_worker.items():
+        for label in labels:
+            workers_of.setdefault(label, []).append(worker)
+    for label, workers in sorted(workers_of.items()):
+        if len(workers) > 1:
+            problems.append(
+                f"checkpoint {label} ran on {len(workers)} workers ({', '.join(sorted(workers))}): "
+                "xdist did not group its tests (is pytest>=9.2 installed? see pytest-xdist issue 1386)"
+            )
+    for label, count in sorted(state.loads.items()):
+        if count > 1:
+            problems.append(f"checkpoint {label} was loaded {count} times; tests were not kept together")
+    return problems
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    state = config.stash.get(_STATE, None)
+    if state is None or _is_worker(config):
+        return
+    tr = terminalreporter
+    if config.option.ckptgate_update_baselines:
+        tr.write_line(
+            "ckptgate: --update-baselines was given, but this version has no baseline comparison "
+            "yet, so no baseline file was written",
+            yellow=True,
+        )
+    if state.rows:
+        rows = results.sort_rows(state.rows)
+        tr.write_sep("=", f"ckptgate summary: suite {state.suite.name}, backend {state.backend}")
+        for line in reports.text_table(rows):
+            tr.write_line(line)
+        tr.write_line(f"verdicts: {reports.verdict_counts(rows)}")
+        tr.write_line(f"results: {state.results_dir} (eval_summary.csv, summary.md, by_checkpoint/)")
+    for problem in state.problems:
+        tr.write_line(f"ckptgate self-check FAILED: {problem}", red=True)

@@ -1,0 +1,122 @@
+"""End to end: the demo gate under xdist, its results files, and its numbers against lm-eval."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTEST = str(Path(sys.executable).parent / "pytest")
+STEPS = ("step_0100", "step_0300", "step_0800")
+BENCHMARKS = ("arithmetic", "choice", "text")
+
+
+def gate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PYTEST, str(ROOT / "evaltests"), "-p", "no:cacheprovider", *args],
+        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+
+
+@pytest.fixture(scope="module")
+def demo_run(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    results_dir = tmp_path_factory.mktemp("results")
+    proc = gate("-n", "2", "--checkpoint", "demo", "--results-dir", str(results_dir))
+    return proc, results_dir
+
+
+def summary(results_dir: Path) -> list[dict[str, str]]:
+    with (results_dir / "eval_summary.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def value(rows: list[dict[str, str]], checkpoint: str, metric: str) -> float:
+    (row,) = [r for r in rows if r["checkpoint"] == checkpoint and r["metric"] == metric]
+    return float(row["value"])
+
+
+def test_demo_gate_passes_and_writes_results(demo_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    proc, results_dir = demo_run
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "9 passed" in proc.stdout
+    assert "ckptgate summary: suite demo" in proc.stdout
+    assert "self-check FAILED" not in proc.stdout
+    for step in STEPS:
+        for bench in BENCHMARKS:
+            record = json.loads((results_dir / "by_checkpoint" / step / f"{bench}.json").read_text())
+            assert record["checkpoint"]["label"] == step and len(record["checkpoint"]["fingerprint"]) == 64
+            assert record["config"]["seeds"]["random_seed"] == 42
+            assert record["provenance"]["versions"]["lm_eval"]
+            samples = (results_dir / "by_checkpoint" / step / f"{bench}.samples.jsonl").read_text().splitlines()
+            assert len(samples) == record["samples_count"] > 0
+    rows = summary(results_dir)
+    assert {r["verdict"] for r in rows} <= {"pass", "info"}
+    assert {"checkpoint", "step", "benchmark", "metric", "value", "stderr", "n", "verdict"} <= set(rows[0])
+    assert (results_dir / "summary.md").read_text().startswith("# ckptgate summary")
+
+
+def test_each_checkpoint_loaded_once_on_one_worker(demo_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    proc, results_dir = demo_run
+    for step in STEPS:
+        hosts = {json.loads(p.read_text())["worker"] for p in (results_dir / "by_checkpoint" / step).glob("*.json")}
+        assert len(hosts) == 1, (step, hosts)
+
+
+def test_demo_metrics_rise_with_steps(demo_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    rows = summary(demo_run[1])
+    for metric in ("exact_match,strict-match", "exact_match,flexible-extract", "acc,none", "acc_norm,none"):
+        series = [value(rows, step, metric) for step in STEPS]
+        assert series == sorted(series) and series[0] < series[-1], (metric, series)
+    for metric in ("bits_per_byte,none", "word_perplexity,none"):
+        series = [value(rows, step, metric) for step in STEPS]
+        assert series == sorted(series, reverse=True) and series[0] > series[-1], (metric, series)
+
+
+def test_gate_numbers_match_lm_eval_run_directly(
+    demo_run: tuple[subprocess.CompletedProcess[str], Path], demo_root: Path
+) -> None:
+    """Correctness of numbers: the gate must report exactly what lm-eval reports on its own."""
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    lm = HFLM(pretrained=str(demo_root / "step_0300"), device="cpu", dtype="float32", batch_size=32)
+    tasks = TaskManager(include_path=str(ROOT / "evaltests" / "tasks" / "demo"), include_defaults=False)
+    direct = simple_evaluate(
+        model=lm, tasks=["demo_arithmetic", "demo_choice", "demo_text"], task_manager=tasks,
+        gen_kwargs={"temperature": 0, "do_sample": False}, random_seed=42, numpy_random_seed=42,
+        torch_random_seed=42, fewshot_random_seed=42,
+    )
+    assert direct is not None
+    for bench in BENCHMARKS:
+        record = json.loads((demo_run[1] / "by_checkpoint" / "step_0300" / f"{bench}.json").read_text())
+        expected = {k: v for k, v in direct["results"][f"demo_{bench}"].items() if "," in k and "_stderr" not in k}
+        assert set(expected) == set(record["metrics"])
+        for key, number in expected.items():
+            assert record["metrics"][key]["value"] == pytest.approx(number, rel=1e-9, abs=1e-12), (bench, key)
+
+
+def test_checkpoint_below_threshold_fails_with_a_report(demo_root: Path, tmp_path: Path) -> None:
+    strict = tmp_path / "strict.yaml"
+    strict.write_text(
+        f"name: strict\ntask_paths: [{ROOT / 'evaltests' / 'tasks' / 'demo'}]\ninclude_default_tasks: false\n"
+        "benchmarks:\n"
+        "  - id: arithmetic\n    task: demo_arithmetic\n    num_fewshot: 3\n    metrics:\n"
+        "      - {key: 'exact_match,strict-match', min: 0.99}\n      - {key: 'exact_match,flexible-extract'}\n"
+    )
+    proc = gate("--checkpoint", str(demo_root / "step_0100"), "--suite", str(strict), "--limit", "20",
+                "--results-dir", str(tmp_path / "results"))
+    assert proc.returncode == 1, proc.stdout[-4000:]
+    assert "arithmetic (task demo_arithmetic) on step_0100: 1 of 1 gated metric(s) outside their threshold" in proc.stdout
+    assert "FAIL  exact_match,strict-match" in proc.stdout
+    rows = summary(tmp_path / "results")
+    strict_row = next(r for r in rows if r["metric"] == "exact_match,strict-match")
+    assert strict_row["verdict"] == "fail" and strict_row["limit"] == "20" and strict_row["n"] == "20"
+    record = json.loads((tmp_path / "results" / "by_checkpoint" / "step_0100" / "arithmetic.json").read_text())
+    assert record["config"]["limit"] == 20

@@ -1,0 +1,131 @@
+"""The plugin's option handling and usage errors, through pytester (real pytest runs)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from ckptgate import plugin
+
+ROOT = Path(__file__).resolve().parent.parent
+EVALTESTS = str(ROOT / "evaltests")
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess(*args, "-p", "no:cacheprovider")
+
+
+def assert_usage_error(result: pytest.RunResult, *fragments: str) -> None:
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str() + result.stderr.str()
+    err = result.stderr.str()
+    for fragment in fragments:
+        assert fragment in err, err
+    assert "Traceback" not in err + result.stdout.str()
+
+
+def test_options_are_in_one_group(pytester: pytest.Pytester) -> None:
+    result = run(pytester, "--help")
+    out = result.stdout.str()
+    section = out[out.index("ckptgate: gate language-model checkpoints") :]
+    for option in ("--checkpoint", "--bridge", "--suite", "--baseline", "--backend", "--results-dir",
+                   "--limit", "--update-baselines"):
+        assert option in section
+
+
+def test_missing_checkpoint_is_a_usage_error(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    result = run(pytester, EVALTESTS, "--checkpoint", str(tmp_path / "nope"))
+    assert_usage_error(result, str(tmp_path / "nope"))
+
+
+def test_benchmark_tests_without_checkpoint(pytester: pytest.Pytester) -> None:
+    result = run(pytester, EVALTESTS)
+    assert_usage_error(result, "pass --checkpoint PATH")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--suite", "no-such-suite"], "unknown suite 'no-such-suite'"),
+        (["--limit", "0"], "--limit must be a positive number"),
+        (["--backend", "vllm"], "--backend vllm is not available yet"),
+        (["--baseline", "no-such-model"], "unknown baseline 'no-such-model'"),
+    ],
+)
+def test_bad_options_are_usage_errors(
+    pytester: pytest.Pytester, demo_root: Path, args: list[str], fragment: str
+) -> None:
+    result = run(pytester, EVALTESTS, "--checkpoint", str(demo_root / "step_0100"), *args)
+    assert_usage_error(result, fragment)
+
+
+def test_bridge_needs_a_checkpoint(pytester: pytest.Pytester, demo_root: Path) -> None:
+    assert_usage_error(run(pytester, EVALTESTS, "--bridge", str(demo_root / "bridge")), "--bridge needs")
+
+
+def write_suite(folder: Path, benchmark: str) -> str:
+    """A one-benchmark suite over the demo tasks; ``benchmark`` is its YAML flow mapping."""
+    suite = folder / "suite.yaml"
+    tasks = ROOT / "evaltests" / "tasks" / "demo"
+    suite.write_text(
+        f"name: custom\ntask_paths: [{tasks}]\ninclude_default_tasks: false\nbenchmarks:\n  - {benchmark}\n"
+    )
+    return str(suite)
+
+
+@pytest.mark.parametrize(
+    ("benchmark", "fragments"),
+    [
+        # an unknown task fails before any model loads, with lm-eval's names as suggestions
+        ("{id: arithmetic, task: demo_arithmetc, metrics: [{key: 'exact_match,strict-match'}]}",
+         ("'demo_arithmetc'", "Did you mean demo_arithmetic")),
+        # a benchmark that no collected test runs must not vanish silently
+        ("{id: sums, test: sums, task: demo_arithmetic, metrics: [{key: 'exact_match,strict-match'}]}",
+         ("declares benchmark(s) sums",)),
+    ],
+)
+def test_bad_suite_benchmarks_are_usage_errors(
+    pytester: pytest.Pytester, demo_root: Path, benchmark: str, fragments: tuple[str, ...]
+) -> None:
+    suite = write_suite(pytester.path, benchmark)
+    result = run(pytester, EVALTESTS, "--checkpoint", str(demo_root / "step_0100"), "--suite", suite)
+    assert_usage_error(result, *fragments)
+
+
+def test_other_dist_modes_are_refused(pytester: pytest.Pytester, demo_root: Path) -> None:
+    result = run(pytester, EVALTESTS, "--checkpoint", str(demo_root / "step_0100"), "-n", "2", "--dist", "loadscope")
+    assert_usage_error(result, "--dist loadscope")
+
+
+def test_collection_groups_and_orders_by_checkpoint(pytester: pytest.Pytester, demo_root: Path) -> None:
+    result = run(pytester, EVALTESTS, "--checkpoint", str(demo_root), "--collect-only", "-q")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    ids = [line for line in result.stdout.lines if "::test_" in line]
+    labels = [line.split("[")[1].rstrip("]") for line in ids]
+    assert labels == ["step_0100"] * 3 + ["step_0300"] * 3 + ["step_0800"] * 3
+    assert ids[0].endswith("test_arithmetic[step_0100]")
+
+
+def test_markers_select_benchmarks(pytester: pytest.Pytester, demo_root: Path) -> None:
+    result = run(pytester, EVALTESTS, "--checkpoint", str(demo_root / "step_0100"), "--collect-only", "-q",
+                 "-m", "perplexity")
+    assert result.ret == pytest.ExitCode.OK
+    collected = [line for line in result.stdout.lines if "::test_" in line]
+    assert len(collected) == 1 and collected[0].endswith("test_demo.py::test_text[step_0100]")
+
+
+def state_with(labels_by_worker: dict[str, set[str]], loads: dict[str, int]) -> plugin.GateState:
+    state = object.__new__(plugin.GateState)
+    state.labels_by_worker = labels_by_worker
+    state.loads = Counter(loads)
+    return state
+
+
+def test_self_check_flags_a_checkpoint_split_across_workers() -> None:
+    grouped = state_with({"gw0": {"a"}, "gw1": {"b"}}, {"a": 1, "b": 1})
+    assert plugin._grouping_problems(grouped) == []
+    split = state_with({"gw0": {"a", "b"}, "gw1": {"b"}}, {"a": 1, "b": 2})
+    problems = plugin._grouping_problems(split)
+    assert any("checkpoint b ran on 2 workers (gw0, gw1)" in p for p in problems)
+    assert any("checkpoint b was loaded 2 times" in p for p in problems)
