@@ -1,9 +1,12 @@
 """Wall time of the gate against lm-eval run directly, on the same demo checkpoints and tasks.
 
-    .venv/bin/python benchmarks/bench_gate_vs_lmeval.py [--checkpoint PATH | --series] [--repeat N]
+    .venv/bin/python benchmarks/bench_gate_vs_lmeval.py [--checkpoint PATH | --series] [--repeat N] [--no-cli]
 
 Runs, one after the other as child processes of this script:
-  (a) the gate: ``pytest evaltests --checkpoint CKPT`` (one process, the demo suite);
+  (a) the gate: ``pytest evaltests --checkpoint CKPT`` (one process) on a copy of the demo suite
+      without its report-only extra (``gold_logprob``: one more loglikelihood pass that lm-eval
+      does not make), i.e. the same scoring work as (b);
+  (a+) the gate on the demo suite as shipped, extra pass included;
   (b) one ``lm_eval.simple_evaluate`` call with all the suite's tasks per checkpoint, in one
       process (one HFLM per checkpoint);
   (c) the ``lm_eval`` command once per task and checkpoint (what the seeds' SLURM scripts do).
@@ -44,6 +47,10 @@ tm = TaskManager(include_path=task_dir, include_defaults=False)
 metrics = {}
 for label, ckpt in ckpts.items():
     lm = HFLM(pretrained=ckpt, device="cpu", dtype="float32", batch_size=32)
+    # the gate lets the task's max_gen_toks bound generation (ckptgate.backends.hf.honour_max_gen_toks);
+    # without this, a checkpoint's generation_config max_new_tokens overrides it and (b) would
+    # generate to another length than (a)
+    lm.model.generation_config.max_new_tokens = None
     # one call for all tasks; per-task few-shot counts are set in the task YAMLs' num_fewshot,
     # which the suite repeats, so num_fewshot is left to the tasks here
     r = simple_evaluate(model=lm, tasks=list(spec), task_manager=tm, log_samples=True,
@@ -71,6 +78,7 @@ def main() -> None:
     which.add_argument("--checkpoint", help="checkpoint folder, or a parent of several (default: the demo's step_0800)")
     which.add_argument("--series", action="store_true", help="all the demo checkpoints (step_0100, step_0300, step_0800)")
     parser.add_argument("--repeat", type=int, default=1, help="rounds of all variants; the median is shown")
+    parser.add_argument("--no-cli", action="store_true", help="leave out (c), the slowest variant")
     args = parser.parse_args()
     if args.checkpoint:
         ckpt = Path(args.checkpoint).resolve()
@@ -84,9 +92,11 @@ def main() -> None:
     spec = {b.task: b.num_fewshot for b in suite.benchmarks}
     work = Path(tempfile.mkdtemp(prefix="ckptgate-bench-"))
 
-    def gate() -> float:
+    same_work = _without_extras(suite, work / "suite.yaml")
+
+    def gate(suite_arg: str, results: str) -> float:
         return timed([str(BIN / "pytest"), "evaltests", "-q", "-p", "no:cacheprovider", "--checkpoint", str(ckpt),
-                      "--results-dir", str(work / "gate")])
+                      "--suite", suite_arg, "--results-dir", str(work / results)])
 
     def direct() -> float:
         return timed([PY, "-c", DIRECT, json.dumps(ckpts), task_dir, str(work / "direct.json"), json.dumps(spec)])
@@ -102,8 +112,12 @@ def main() -> None:
                                 "--output_path", str(work / "cli" / label / task)])
         return total
 
-    variants = {"(a) gate (pytest)": gate, "(b) simple_evaluate, all tasks": direct,
+    variants = {"(a) gate (pytest), same work as (b)": lambda: gate(str(same_work), "gate"),
+                "(a+) gate, suite as shipped": lambda: gate("demo", "gate_shipped"),
+                "(b) simple_evaluate, all tasks": direct,
                 "(c) lm_eval CLI per task": cli_loop}
+    if args.no_cli:
+        del variants["(c) lm_eval CLI per task"]
     # Rounds interleave the variants, so drift in machine load hits all of them alike.
     runs: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(args.repeat):
@@ -112,23 +126,37 @@ def main() -> None:
     times = {name: statistics.median(values) for name, values in runs.items()}
     ref = times["(b) simple_evaluate, all tasks"]
     print(f"\ncheckpoints: {', '.join(ckpts)} ({ckpt})\ntasks: {', '.join(spec)}   rounds: {args.repeat} (median shown)\n")
-    print(f"{'variant':<34} {'wall s':>8} {'vs (b)':>8}   {'all runs (s)'}")
+    print(f"{'variant':<38} {'wall s':>8} {'vs (b)':>8}   {'all runs (s)'}")
     for name, seconds in times.items():
         every = " ".join(f"{v:.1f}" for v in runs[name])
-        print(f"{name:<34} {seconds:8.2f} {seconds / ref:8.2f}x   {every}")
+        print(f"{name:<38} {seconds:8.2f} {seconds / ref:8.2f}x   {every}")
+    print()
     compare_metrics(work, suite)
+
+
+def _without_extras(suite: Suite, out: Path) -> Path:
+    """A copy of ``suite`` without report-only extra passes, its task paths made absolute."""
+    import yaml
+
+    data = yaml.safe_load(suite.path.read_text())
+    data["task_paths"] = [str(path) for path in suite.task_paths]
+    for bench in data["benchmarks"]:
+        bench.pop("gold_logprob", None)
+    out.write_text(yaml.safe_dump(data, sort_keys=False))
+    return out
 
 
 def compare_metrics(work: Path, suite: Suite) -> None:
     direct = json.loads((work / "direct.json").read_text())
-    worst = 0.0
-    for label, tasks in direct.items():
-        for bench in suite.benchmarks:
-            record = work / "gate" / "by_checkpoint" / label / f"{bench.id}.json"
-            gate_metrics = json.loads(record.read_text())["metrics"]
-            for key, value in tasks[bench.task].items():
-                worst = max(worst, abs(gate_metrics[key]["value"] - value))
-    print(f"\nlargest metric difference between (a) and (b): {worst:.3g}")
+    for variant, results in (("(a)", "gate"), ("(a+)", "gate_shipped")):
+        worst = 0.0
+        for label, tasks in direct.items():
+            for bench in suite.benchmarks:
+                record = work / results / "by_checkpoint" / label / f"{bench.id}.json"
+                gate_metrics = json.loads(record.read_text())["metrics"]
+                for key, value in tasks[bench.task].items():
+                    worst = max(worst, abs(gate_metrics[key]["value"] - value))
+        print(f"largest metric difference between {variant} and (b): {worst:.3g}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ckptgate.cache import cache_root, files_digest
 from ckptgate.errors import SuiteError
 from scorers.base import SEED, MetricValue, ScoreResult
+from scorers.lm_eval_speedups import install_template_cache
 
 if TYPE_CHECKING:
     from lm_eval.tasks import TaskManager
@@ -91,13 +92,13 @@ class LmEvalTaskScorer:
         checkpoint's benchmarks share calls. A call cannot hold the same task twice (e.g. one
         task at two shot counts), so such benchmarks go to separate calls.
         """
+        install_template_cache()
         base, manager = suite_task_manager(suite), self.task_manager(suite)
         prepared = [_prepare(manager, bench, self.local_data(bench.task, base)) for bench in benchmarks]
         scores: dict[str, ScoreResult] = {}
         for batch in _batches(prepared):
             scores |= _evaluate(session, manager, batch, limit)
         return scores
-
 
     def task_manager(self, suite: Suite) -> TaskManager:
         """The suite's tasks; with local data, plus same-named task YAMLs that read it, indexed
