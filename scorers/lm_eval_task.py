@@ -21,6 +21,7 @@ from ckptgate.cache import cache_root, files_digest
 from ckptgate.errors import SuiteError
 from scorers.base import SEED, MetricValue, ScoreResult
 from scorers.lm_eval_speedups import install_template_cache
+from scorers.nltk_data import ensure_punkt_tab, needs_punkt_tab
 
 if TYPE_CHECKING:
     from lm_eval.tasks import TaskManager
@@ -134,6 +135,34 @@ def _group_members(manager: TaskManager, task: str) -> list[str]:
     return [m for m in members if isinstance(m, str)]
 
 
+def load_task(manager: TaskManager, name: str) -> dict[str, Any]:
+    """``manager.load(name)``, with the local resources the task's code needs put in place first
+    (IFEval's checkers download NLTK's punkt_tab on import when NLTK cannot find it)."""
+    if needs_punkt_tab(_yaml_files(manager, name)):
+        ensure_punkt_tab()
+    return manager.load(name)
+
+
+def _yaml_files(manager: TaskManager, task: str) -> list[Path]:
+    """The YAML files defining ``task`` (its own, those it includes, its group members')."""
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    entry = manager.task_index.get(task)
+    pending = [] if entry is None or entry.yaml_path is None else [Path(entry.yaml_path)]
+    found: list[Path] = []
+    while pending:
+        path = pending.pop()
+        if path in found or not path.is_file():
+            continue
+        found.append(path)
+        include = load_yaml(str(path), resolve_func=False, recursive=False).get("include") or []
+        for name in include if isinstance(include, list) else [include]:
+            pending.append(path.parent / str(name))  # an absolute include replaces the parent
+    for member in _group_members(manager, task):
+        found.extend(_yaml_files(manager, member))
+    return found
+
+
 def local_data_digest(local: LocalData | None) -> str | None:
     """sha256 over the local split files a benchmark reads: recorded with results, part of cache keys."""
     if local is None:
@@ -154,7 +183,7 @@ class _Prepared:
 
 def _prepare(manager: TaskManager, bench: Benchmark, local: LocalData | None = None) -> _Prepared:
     """Load and configure ``bench``'s task; ``local`` is the local data it reads (recorded)."""
-    loaded = manager.load(bench.task)
+    loaded = load_task(manager, bench.task)
     task = loaded["groups"].get(bench.task) or loaded["tasks"].get(bench.task)
     if task is None:
         raise SuiteError(

@@ -50,6 +50,8 @@ def test_qwen3_math_runs_offline_with_seed_002_keys_and_baselines(demo_root: Pat
         expected[(bench, "exact_match,none")] = exact
         expected[(bench, "math_verify,none")] = verify
     expected[("math_qwen_4shot", "exact_match,none")] = 0.429
+    expected[("ifeval_0shot", "prompt_level_strict_acc,none")] = 0.2126
+    expected[("ifeval_0shot", "inst_level_strict_acc,none")] = 0.3285
     assert seen == expected
     assert {r["verdict"] for r in rows if r["primary"] == "True"} == {"fail"}
     for bench, (task, shots, _f, _s) in SEED_002.items():
@@ -59,6 +61,9 @@ def test_qwen3_math_runs_offline_with_seed_002_keys_and_baselines(demo_root: Pat
         assert record["backend"]["max_model_len"] == 4096
         assert len(record["config"]["local_dataset"]["sha256"]) == 64
         assert record["metrics"]["exact_match,strict-match"]["n"] == 6
+    ifeval = json.loads((out / "by_checkpoint" / "step_0800" / "ifeval_0shot.json").read_text())
+    assert ifeval["config"]["gen_kwargs"]["max_gen_toks"] == 1280 and ifeval["config"]["num_fewshot"] == 0
+    assert ifeval["metrics"]["prompt_level_strict_acc,none"]["n"] == 6
     group = json.loads((out / "by_checkpoint" / "step_0800" / "minerva_math_4shot.json").read_text())
     assert group["metrics"]["math_verify,none"]["n"] == 21 and group["config"]["num_fewshot"] == 4
     assert len(group["config"]["local_dataset"]["local_files"]) == 7  # one folder per subject

@@ -93,15 +93,17 @@ def test_summary_table_format(snapshot: Any) -> None:
             "verdicts": reports.verdict_counts(rows)} == snapshot
 
 
-@pytest.mark.parametrize("benchmark_id", ["gsm8k_4shot", "gsm8k_cot_8shot", "minerva_math_algebra_4shot", "math_qwen_4shot"])
+@pytest.mark.parametrize(
+    "benchmark_id", ["gsm8k_4shot", "gsm8k_cot_8shot", "minerva_math_algebra_4shot", "math_qwen_4shot", "ifeval_0shot"]
+)
 def test_qwen3_prompts_on_fixtures(benchmark_id: str, snapshot: Any) -> None:
     """First rendered prompt (few-shot included) of the qwen3 suite's tasks, on the local fixtures."""
-    from scorers.lm_eval_task import LmEvalTaskScorer
+    from scorers.lm_eval_task import LmEvalTaskScorer, load_task
 
     suite = load_suite("qwen3")
     bench = next(b for b in suite.benchmarks if b.id == benchmark_id)
     scorer = LmEvalTaskScorer(Path(__file__).parent / "fixtures" / "datasets")
-    loaded = scorer.task_manager(suite).load(bench.task)
+    loaded = load_task(scorer.task_manager(suite), bench.task)
     task = next(iter(loaded["tasks"].values()))  # a group's first member task
     _configure(bench, task, GREEDY | bench.gen_kwargs)
     task.set_fewshot_seed(seed=SEED)
