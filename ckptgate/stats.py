@@ -27,13 +27,24 @@ and cancels in ``d``. Use :func:`versus_baseline` only when per-item scores are 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
-from scipy import stats as sps
+
+
+@functools.cache
+def _scipy_stats() -> Any:
+    """scipy.stats, imported on first use: it takes over a second to import, and a run that
+    compares nothing (thresholds only) never needs it."""
+    from scipy import stats
+
+    return stats
+
 
 CONFIDENCE = 0.95  # two-sided level of every reported confidence interval
 POWER = 0.8  # power at which every reported MDE is computed
@@ -163,7 +174,7 @@ def mcnemar_one_sided(losses: int, wins: int) -> float:
     n = int(losses) + int(wins)
     if n == 0:
         return 1.0
-    return float(min(1.0, sps.binom.sf(int(losses) - 1, n, 0.5)))
+    return float(min(1.0, _scipy_stats().binom.sf(int(losses) - 1, n, 0.5)))
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -346,7 +357,7 @@ def _t_ci(delta: float, sd: float, n: int) -> tuple[float, float]:
         return -math.inf, math.inf
     if sd == 0.0:
         return delta, delta
-    quantile = float(sps.t.ppf(0.5 + CONFIDENCE / 2, df=n - 1))
+    quantile = float(_scipy_stats().t.ppf(0.5 + CONFIDENCE / 2, df=n - 1))
     return _wald_ci(delta, sd / math.sqrt(n), quantile)
 
 
@@ -362,7 +373,7 @@ def _t_p_value(d: np.ndarray, margin: float) -> tuple[float, str]:
         # Identical differences on every item: no shortfall is no evidence, a constant
         # shortfall is the t-test's limit (t = -inf).
         return (1.0 if shift >= 0.0 else 0.0), "paired t"
-    return float(sps.t.cdf(shift / se, df=n - 1)), "paired t"
+    return float(_scipy_stats().t.cdf(shift / se, df=n - 1)), "paired t"
 
 
 def paired_continuous(
@@ -552,5 +563,5 @@ def binary_power(
     rng = np.random.default_rng(seed)
     counts = rng.multinomial(n, _cell_probabilities(p_ref, discordance, effect), size=sims)
     losses, wins = counts[:, 0], counts[:, 1]
-    p_values = np.where(losses + wins == 0, 1.0, sps.binom.sf(losses - 1, losses + wins, 0.5))
+    p_values = np.where(losses + wins == 0, 1.0, _scipy_stats().binom.sf(losses - 1, losses + wins, 0.5))
     return float(np.mean(p_values < alpha))
