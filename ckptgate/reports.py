@@ -83,8 +83,46 @@ def markdown(rows: Sequence[SummaryRow], meta: dict[str, Any]) -> str:
     lines = ["# ckptgate summary", ""]
     lines += [f"- **{key}**: {value}" for key, value in meta.items() if value not in (None, "")]
     lines += [f"- **verdicts**: {verdict_counts(rows)}", ""]
-    lines.append("| " + " | ".join(_HEADER) + " |")
-    lines.append("|" + "|".join("---" for _ in _HEADER) + "|")
-    for row in rows:
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in _cells(row)) + " |")
+    lines += _markdown_table(_HEADER, [_cells(row) for row in rows])
+    lines += baseline_tables(rows)
     return "\n".join(lines) + "\n"
+
+
+_BASELINE_HEADER = ("Benchmark", "Setting", "Metric", "{checkpoint}", "{baseline}", "Delta", "Verdict")
+# Metrics reported as they are, not in percent (the rest are proportions, shown like the team notes: 68.61%).
+_NOT_PERCENT = frozenset({"bits_per_byte", "byte_perplexity", "word_perplexity", "perplexity"})
+
+
+def baseline_tables(rows: Sequence[SummaryRow]) -> list[str]:
+    """One table per candidate checkpoint and baseline, in the shape of the team notes' baseline
+    tables (seed 002): benchmark, setting, metric, this checkpoint, baseline, delta, verdict."""
+    lines: list[str] = []
+    groups: dict[tuple[str, str], list[SummaryRow]] = {}
+    for row in rows:
+        if row.role == "candidate" and row.against.startswith("baseline:"):
+            groups.setdefault((row.checkpoint, row.against.split(":", 1)[1]), []).append(row)
+    for (checkpoint, baseline), group in groups.items():
+        header = tuple(h.format(checkpoint=checkpoint, baseline=baseline) for h in _BASELINE_HEADER)
+        lines += ["", f"## {checkpoint} against baseline {baseline}", ""]
+        lines += _markdown_table(header, [_baseline_cells(row) for row in group])
+    return lines
+
+
+def _baseline_cells(row: SummaryRow) -> tuple[str, ...]:
+    percent = row.metric.split(",", 1)[0] not in _NOT_PERCENT
+    verdict = row.verdict.upper() + (" (underpowered)" if row.underpowered else "") + ("" if row.primary else " (secondary)")
+    return (row.benchmark, row.setting, row.metric, _number(row.value, percent), _number(row.reference, percent),
+            _number(row.delta, percent, signed=True), verdict)
+
+
+def _number(value: float | None, percent: bool, *, signed: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    if not percent:
+        return f"{value:+.4f}" if signed else f"{value:.4f}"
+    return f"{value * 100:+.2f} pp" if signed else f"{value * 100:.2f}%"  # a difference of percentages: points
+
+
+def _markdown_table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return lines + ["| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |" for cells in body]

@@ -33,6 +33,7 @@ SUMMARY_COLUMNS = (
     "role",
     "benchmark",
     "task",
+    "setting",
     "metric",
     "against",
     "primary",
@@ -57,7 +58,7 @@ SUMMARY_COLUMNS = (
 
 
 _ROW_DEFAULTS: dict[str, Any] = {
-    "against": "", "primary": False, "underpowered": False, "threshold": "", "method": "", "note": "",
+    "setting": "", "against": "", "primary": False, "underpowered": False, "threshold": "", "method": "", "note": "",
 }
 
 
@@ -71,6 +72,7 @@ class SummaryRow:
     role: str
     benchmark: str
     task: str
+    setting: str
     metric: str
     against: str
     primary: bool
@@ -182,9 +184,15 @@ def row_context(checkpoint: dict[str, Any], benchmark: dict[str, Any], limit: in
         "role": checkpoint.get("role", "candidate"),
         "benchmark": benchmark["id"],
         "task": benchmark["task"],
+        "setting": setting(benchmark.get("num_fewshot")),
         "limit": limit,
         "fingerprint": checkpoint.get("fingerprint", ""),
     }
+
+
+def setting(num_fewshot: int | None) -> str:
+    """The team notes' name for a benchmark's setting: "4-shot", "0-shot"."""
+    return "task default shots" if num_fewshot is None else f"{num_fewshot}-shot"
 
 
 def rows_from_record(record: dict[str, Any]) -> list[SummaryRow]:

@@ -70,7 +70,7 @@ def test_answer_extraction_on_fixed_outputs(snapshot: Any) -> None:
 
 def summary_rows() -> list[results.SummaryRow]:
     base = {"step": 100, "role": "candidate", "task": "demo_choice", "limit": None, "fingerprint": "f" * 64,
-            "benchmark": "choice", "checkpoint": "step_0100", "n": 200, "stderr": 0.0338}
+            "benchmark": "choice", "setting": "0-shot", "checkpoint": "step_0100", "n": 200, "stderr": 0.0338}
     return [
         results.SummaryRow.from_dict({**base, "metric": "acc,none", "against": "threshold", "primary": True,
                                       "value": 0.65, "threshold": ">= 0.3", "verdict": "pass"}),
@@ -78,6 +78,13 @@ def summary_rows() -> list[results.SummaryRow]:
                                       "value": 0.65, "reference": 0.76, "delta": -0.11, "ci_low": -0.17,
                                       "ci_high": -0.05, "p_value": 0.00012, "p_holm": 0.00036, "mde": 0.052,
                                       "underpowered": True, "verdict": "fail", "method": "exact McNemar"}),
+        results.SummaryRow.from_dict({**base, "metric": "acc,none", "against": "baseline:qwen3-1.7b-base", "primary": True,
+                                      "value": 0.65, "reference": 0.6861, "delta": -0.0361, "ci_low": -0.1024,
+                                      "ci_high": 0.0302, "p_value": 0.14, "p_holm": 0.28, "mde": 0.094,
+                                      "underpowered": True, "verdict": "pass", "method": "z vs baseline"}),
+        results.SummaryRow.from_dict({**base, "benchmark": "text", "metric": "bits_per_byte,none",
+                                      "against": "baseline:qwen3-1.7b-base", "value": 0.8966, "reference": 0.5541,
+                                      "delta": 0.3425, "verdict": "info", "stderr": None, "n": 40}),
         results.SummaryRow.from_dict({**base, "metric": "acc_norm,none", "against": "baseline:qwen3-1.7b-base",
                                       "value": 0.72, "reference": 0.5, "delta": 0.22, "verdict": "info",
                                       "note": "reported by another harness: never gated"}),
