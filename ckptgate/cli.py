@@ -3,6 +3,7 @@
     ckptgate demo DIR                 write the demo checkpoint series into DIR
     ckptgate checkpoints PATH...      discover and validate checkpoints, print their fingerprints
     ckptgate report [--results-dir]   rebuild eval_summary.csv and summary.md from stored results
+    ckptgate prefill --suite NAME     fetch the hub datasets a suite reads, pin them in a manifest
 
 The gate itself runs under pytest: ``pytest -n 2 evaltests --checkpoint PATH``.
 """
@@ -55,6 +56,29 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prefill(args: argparse.Namespace) -> int:
+    from ckptgate import hubdata
+    from ckptgate.suites import load_suite
+    from scorers.lm_eval_task import LmEvalTaskScorer
+
+    suite = load_suite(args.suite)
+    scorer = LmEvalTaskScorer(Path(args.datasets).resolve() if args.datasets else None)
+    scorer.check(suite)
+    repos = scorer.hub_repos(suite)
+    if repos:
+        snapshots = hubdata.prefill(repos, suite.dataset_revisions)
+        for repo, tasks in sorted(repos.items()):
+            snap = snapshots[repo]
+            print(f"{repo:<40} {snap.revision[:12]:<12} {snap.files:>5} file(s)  sha256 {snap.sha256[:16]}  "
+                  f"({len(tasks)} task(s))")
+    else:
+        print(f"suite {suite.name!r} reads no hub datasets: nothing to fetch")
+    if args.model:
+        hubdata.prefill_model(args.model)
+    print(f"manifest: {hubdata.manifest_path()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ckptgate", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -68,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="rebuild eval_summary.csv and summary.md")
     report.add_argument("--results-dir", default="results", help="results folder (default: results/)")
     report.set_defaults(func=_report)
+    prefill = sub.add_parser("prefill", help="fetch every hub dataset a suite reads (where the hub is reachable)")
+    prefill.add_argument("--suite", required=True, help="suite name or YAML path")
+    prefill.add_argument("--model", help="also fetch this hub model's config and tokenizer (or check a local checkpoint)")
+    prefill.add_argument("--datasets", help="folder of local dataset copies: tasks found there are not fetched")
+    prefill.set_defaults(func=_prefill)
     return parser
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from ckptgate import gate, reports, results
+from ckptgate import gate, hubdata, reports, results
 from ckptgate.backends import BACKENDS, ModelPool, expected_settings, resolve_backend
 from ckptgate.checkpoints import Checkpoint, discover_all
 from ckptgate.baselines import BASELINES_DIR, Baseline, load_baseline, measured_from_record, update_baseline
@@ -33,7 +34,7 @@ from ckptgate.recordcache import RecordCache
 from scorers.base import ScoreResult
 from ckptgate.provenance import provenance
 from ckptgate.suites import Benchmark, Suite, load_suite
-from scorers.lm_eval_task import LmEvalTaskScorer, local_data_digest, suite_task_manager
+from scorers.lm_eval_task import LmEvalTaskScorer, suite_task_manager
 
 DEMO = "demo"
 WIRE_KEY = "ckptgate"
@@ -271,6 +272,7 @@ def _controller_state(config: pytest.Config) -> GateState | None:
     suite = load_suite(opt.ckptgate_suite)
     datasets = _datasets_dir(opt.ckptgate_datasets)
     LmEvalTaskScorer(datasets).check(suite)
+    _require_fetched_data(suite, LmEvalTaskScorer(datasets))
     baseline = _check_baseline(opt.ckptgate_baseline, update=opt.ckptgate_update_baselines)
     bridges = bridges or ([suite.bridge] if suite.bridge else [])
     with _capture_disabled(config):
@@ -294,6 +296,27 @@ def _controller_state(config: pytest.Config) -> GateState | None:
         update_baseline=opt.ckptgate_update_baselines,
         datasets=datasets,
     )
+
+
+def _require_fetched_data(suite: Suite, scorer: LmEvalTaskScorer) -> None:
+    """A gate run never downloads: every hub dataset the suite reads must have been fetched by
+    ``ckptgate prefill`` (or be given locally with --datasets). Checked before any model loads."""
+    needed = scorer.hub_repos(suite)
+    _, missing = hubdata.available(hubdata.load_manifest(), needed)
+    if missing:
+        lines = [f"  {repo} (read by {_names(needed[repo])})" for repo in missing]
+        raise CkptgateError(
+            f"suite {suite.name!r} reads hub datasets not fetched on this machine (a gate run never downloads):\n"
+            + "\n".join(lines)
+            + f"\nfetch them once where the hub is reachable: ckptgate prefill --suite {suite.name} "
+            f"(manifest: {hubdata.manifest_path()}; snapshots in the Hugging Face cache), "
+            "or give local copies with --datasets DIR"
+        )
+    hubdata.go_offline()
+
+
+def _names(names: list[str], most: int = 4) -> str:
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def _datasets_dir(option: str | None) -> Path | None:
@@ -459,17 +482,25 @@ def _check_suite_covered(session: pytest.Session, state: GateState, gate_items: 
 # --------------------------------------------------------------------------- fixtures
 
 
+def _scorer(state: GateState) -> LmEvalTaskScorer:
+    """The scorer of this process: local data (--datasets) and the prefetched hub snapshots."""
+    needed = LmEvalTaskScorer(state.datasets).hub_repos(state.suite)
+    snapshots, _ = hubdata.available(hubdata.load_manifest(), needed)
+    hubdata.go_offline()
+    return LmEvalTaskScorer(state.datasets, snapshots)
+
+
 @pytest.fixture(scope="session")
 def evaluator(pytestconfig: pytest.Config) -> Iterator[Evaluator]:
     state = pytestconfig.stash[_STATE]
     workers = pytestconfig.workerinput["workercount"] if _is_worker(pytestconfig) else 1  # type: ignore[attr-defined]
     pool = ModelPool(backend=state.backend, processes=workers, max_model_len=state.suite.max_model_len)
-    scorer = LmEvalTaskScorer(state.datasets)
+    scorer = _scorer(state)
     cache = None
     if state.record_cache is not None:
         settings = expected_settings(state.backend, workers, state.suite.max_model_len)
         cache = RecordCache(state.record_cache, state.suite, state.limit, settings,
-                            local_data=lambda task: local_data_digest(scorer.local_data(task, suite_task_manager(state.suite))))
+                            local_data=lambda task: scorer.data_digest(task, suite_task_manager(state.suite)))
     yield Evaluator(pool, scorer, state.suite, state.limit, cache)
     pool.close(collect=False)  # the session is over: the process exits next
     state.loads.update(pool.loads)
@@ -540,7 +571,21 @@ def _evaluate(state: GateState, evaluator: Evaluator, case: Case, session: pytes
     }
     path = results.write_benchmark(state.results_dir, ckpt.label, bench.id, record, score.samples)
     _record(state, ckpt, bench, checks)
+    _warn_if_truncated(ckpt, bench, score)
     return BenchmarkRun(case=case, checks=checks, policy=policy, record_path=path)
+
+
+class GenerationTruncatedWarning(UserWarning):
+    """Generations ran into the benchmark's max_gen_toks."""
+
+
+def _warn_if_truncated(ckpt: Checkpoint, bench: Benchmark, score: ScoreResult) -> None:
+    cut = score.config.get("truncated_generations")
+    if cut and cut["count"]:
+        warnings.warn(GenerationTruncatedWarning(
+            f"{bench.id} on {ckpt.label}: {cut['count']} of {cut['of']} generations reached max_gen_toks "
+            f"{'/'.join(map(str, cut['max_gen_toks']))} and were cut off (counted in the results); if the task "
+            "needs longer answers, raise max_gen_toks in the suite's gen_kwargs"), stacklevel=2)
 
 
 def _metrics_with_derived_stderr(score: ScoreResult) -> dict[str, Any]:

@@ -108,6 +108,10 @@ class Suite:
     # Longest sequence (prompt + generation) the model sees, in tokens: vLLM's max_model_len, the
     # hf backend's max_length. None: the model's own limit. A setting that changes numbers.
     max_model_len: int | None = None
+    # Hub dataset repository -> revision (commit or tag) that ``ckptgate prefill`` fetches; a
+    # dataset not listed is pinned at whatever the hub serves when prefill runs (the manifest
+    # records the commit, and every later run reads exactly that).
+    dataset_revisions: dict[str, str] = field(default_factory=dict)
 
     def for_test(self, test: str) -> list[Benchmark]:
         return [b for b in self.benchmarks if b.test == test]
@@ -129,7 +133,8 @@ def load_suite(name_or_path: str) -> Suite:
     path = resolve_suite_path(name_or_path)
     data = load_mapping(
         path, what="the suite", required={"name", "benchmarks"},
-        optional={"description", "task_paths", "include_default_tasks", "bridge", "max_model_len"}, error=SuiteError,
+        optional={"description", "task_paths", "include_default_tasks", "bridge", "max_model_len", "dataset_revisions"},
+        error=SuiteError,
     )
     max_model_len = data.get("max_model_len")
     if max_model_len is not None and (isinstance(max_model_len, bool) or not isinstance(max_model_len, int) or max_model_len < 1):
@@ -154,7 +159,16 @@ def load_suite(name_or_path: str) -> Suite:
         description=str(data.get("description", "")),
         bridge=_bridge(path, data),
         max_model_len=max_model_len,
+        dataset_revisions=_revisions(path, data),
     )
+
+
+def _revisions(path: Path, data: LineDict) -> dict[str, str]:
+    raw = data.get("dataset_revisions", {})
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in raw.items()):
+        raise SuiteError(f"{path}:{data.line_of('dataset_revisions')}: dataset_revisions maps hub dataset "
+                         "repositories to revisions, e.g. {openai/gsm8k: <commit>}")
+    return dict(raw)
 
 
 def _bridge(path: Path, data: LineDict) -> str | None:

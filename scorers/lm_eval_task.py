@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ckptgate.cache import cache_root, files_digest
 from ckptgate.errors import SuiteError
+from ckptgate.hubdata import Snapshot, is_hub_dataset
 from scorers.base import SEED, MetricValue, ScoreResult
 from scorers.lm_eval_speedups import install_template_cache
 from scorers.nltk_data import ensure_punkt_tab, needs_punkt_tab
@@ -56,17 +57,20 @@ class LmEvalTaskScorer:
     ``datasets`` is an optional folder of local dataset copies, ``<datasets>/<task>/<split>.jsonl``
     in the dataset's own schema: such a task reads them instead of its hub dataset (air-gapped
     clusters; the project's own tests run the real task definitions on small fixtures this way).
+    ``snapshots`` are hub dataset repositories fetched by ``ckptgate prefill`` (repo -> snapshot):
+    tasks reading one read its snapshot folder, and record its revision and hash.
     """
 
     name = "lm_eval"
 
-    def __init__(self, datasets: Path | None = None) -> None:
+    def __init__(self, datasets: Path | None = None, snapshots: dict[str, Snapshot] | None = None) -> None:
         self.datasets = datasets
+        self.snapshots = snapshots or {}
 
     def check(self, suite: Suite) -> None:
         known = set(suite_task_manager(suite).all_tasks)
         if self.datasets is not None:
-            _override_dir(suite_task_manager(suite), self.datasets)  # every local data folder names a task
+            _local_overrides(suite_task_manager(suite), self.datasets)  # every local data folder names a task
         for bench in suite.benchmarks:
             if bench.task not in known:
                 close = difflib.get_close_matches(bench.task, known, n=3)
@@ -95,28 +99,68 @@ class LmEvalTaskScorer:
         """
         install_template_cache()
         base, manager = suite_task_manager(suite), self.task_manager(suite)
-        prepared = [_prepare(manager, bench, self.local_data(bench.task, base)) for bench in benchmarks]
+        prepared = [_prepare(manager, bench, self.local_data(bench.task, base), self.hub_data(bench.task, base))
+                    for bench in benchmarks]
         scores: dict[str, ScoreResult] = {}
         for batch in _batches(prepared):
             scores |= _evaluate(session, manager, batch, limit)
         return scores
 
     def task_manager(self, suite: Suite) -> TaskManager:
-        """The suite's tasks; with local data, plus same-named task YAMLs that read it, indexed
-        after lm-eval's own so they replace them (also as members of lm-eval's groups)."""
-        if self.datasets is None:
-            return suite_task_manager(suite)
-        overrides = _override_dir(suite_task_manager(suite), self.datasets)
-        return task_manager(suite.task_paths + (overrides,), suite.include_default_tasks)
+        """The suite's tasks; with local data or prefetched snapshots, plus same-named task YAMLs
+        that read them, indexed after lm-eval's own so they replace them (also as members of
+        lm-eval's groups). Local data (--datasets) wins over a snapshot."""
+        base = suite_task_manager(suite)
+        configs = _snapshot_overrides(base, self.hub_repos(suite), self.snapshots) if self.snapshots else {}
+        if self.datasets is not None:
+            configs |= _local_overrides(base, self.datasets)
+        if not configs:
+            return base
+        return task_manager(suite.task_paths + (_override_dir(configs),), suite.include_default_tasks)
 
     def local_data(self, task: str, manager: TaskManager | None = None) -> LocalData | None:
         """Local split files (task -> split -> file) for ``task`` and, for a group, its members;
         None when there are none and the task reads its own dataset."""
         if self.datasets is None:
             return None
-        names = [task] + (list(_group_members(manager, task)) if manager is not None else [])
+        names = [task] + (leaf_tasks(manager, task) if manager is not None else [])
         found = {name: _splits(self.datasets / name) for name in names if (self.datasets / name).is_dir()}
         return found or None
+
+    def hub_repos(self, suite: Suite, benchmarks: Sequence[Benchmark] | None = None) -> dict[str, list[str]]:
+        """Hub dataset repositories the benchmarks read, each with the lm-eval tasks reading it;
+        tasks given local data with --datasets read none."""
+        base = suite_task_manager(suite)
+        repos: dict[str, list[str]] = {}
+        for bench in suite.benchmarks if benchmarks is None else benchmarks:
+            for leaf in leaf_tasks(base, bench.task):
+                if self.datasets is not None and (self.datasets / leaf).is_dir():
+                    continue
+                path = (base.task_index[leaf].cfg or {}).get("dataset_path")
+                if is_hub_dataset(path) and leaf not in repos.get(path, []):
+                    repos.setdefault(path, []).append(leaf)
+        return repos
+
+    def hub_data(self, task: str, base: TaskManager) -> dict[str, Any] | None:
+        """The prefetched snapshots ``task`` (or its group's members) reads: repo -> record.
+        ``base`` is the suite's own task manager (tasks as lm-eval registers them)."""
+        used = {}
+        for leaf in leaf_tasks(base, task):
+            repo = (base.task_index[leaf].cfg or {}).get("dataset_path")
+            local = self.datasets is not None and (self.datasets / leaf).is_dir()
+            if not local and repo in self.snapshots:
+                used[repo] = self.snapshots[repo].record()
+        return used or None
+
+    def data_digest(self, task: str, base: TaskManager) -> str | None:
+        """What the task reads instead of the hub's current data (local files, prefetched
+        snapshots), as one digest: part of the bridge-record cache key."""
+        local = local_data_digest(self.local_data(task, base))
+        hub = self.hub_data(task, base)
+        if hub is None:
+            return local
+        parts = [local or ""] + [f"{repo}@{record['sha256']}" for repo, record in sorted((hub or {}).items())]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 LocalData = dict[str, dict[str, Path]]
@@ -126,13 +170,20 @@ def _splits(folder: Path) -> dict[str, Path]:
     return {path.stem: path for path in sorted(folder.glob("*.jsonl"))}
 
 
-def _group_members(manager: TaskManager, task: str) -> list[str]:
-    if task not in manager.all_groups:
+def leaf_tasks(manager: TaskManager, name: str) -> list[str]:
+    """The lm-eval tasks ``name`` runs: itself, or a group's or tag's members, recursively (from
+    the task index: nothing is loaded, no dataset is touched)."""
+    entry = manager.task_index.get(name)
+    if entry is None:
         return []
-    from lm_eval.tasks._yaml_loader import load_yaml
-
-    members = load_yaml(str(manager.task_index[task].yaml_path), resolve_func=False).get("task", [])
-    return [m for m in members if isinstance(m, str)]
+    kind = entry.kind.name
+    if kind == "TAG":
+        members = sorted(other for other, e in manager.task_index.items() if name in e.tags)
+    elif kind == "GROUP":
+        members = [m for m in (entry.cfg or {}).get("task", []) if isinstance(m, str)]
+    else:
+        return [name]
+    return [leaf for member in members for leaf in leaf_tasks(manager, member)]
 
 
 def load_task(manager: TaskManager, name: str) -> dict[str, Any]:
@@ -158,8 +209,9 @@ def _yaml_files(manager: TaskManager, task: str) -> list[Path]:
         include = load_yaml(str(path), resolve_func=False, recursive=False).get("include") or []
         for name in include if isinstance(include, list) else [include]:
             pending.append(path.parent / str(name))  # an absolute include replaces the parent
-    for member in _group_members(manager, task):
-        found.extend(_yaml_files(manager, member))
+    for member in leaf_tasks(manager, task):
+        if member != task:
+            found.extend(_yaml_files(manager, member))
     return found
 
 
@@ -179,10 +231,12 @@ class _Prepared:
     leaves: frozenset[str]
     gen_kwargs: dict[str, Any]
     dataset: dict[str, Any] | None = None  # local data used instead of the task's dataset
+    hub: dict[str, Any] | None = None  # prefetched hub snapshots read: repo -> revision, sha256
 
 
-def _prepare(manager: TaskManager, bench: Benchmark, local: LocalData | None = None) -> _Prepared:
-    """Load and configure ``bench``'s task; ``local`` is the local data it reads (recorded)."""
+def _prepare(manager: TaskManager, bench: Benchmark, local: LocalData | None = None,
+             hub: dict[str, Any] | None = None) -> _Prepared:
+    """Load and configure ``bench``'s task; ``local`` and ``hub`` are the data it reads (recorded)."""
     loaded = load_task(manager, bench.task)
     task = loaded["groups"].get(bench.task) or loaded["tasks"].get(bench.task)
     if task is None:
@@ -197,22 +251,41 @@ def _prepare(manager: TaskManager, bench: Benchmark, local: LocalData | None = N
         "local_files": {t: {split: str(path) for split, path in files.items()} for t, files in local.items()},
         "sha256": local_data_digest(local),
     }
-    return _Prepared(bench, task, frozenset(loaded["tasks"]), gen_kwargs, dataset)
+    return _Prepared(bench, task, frozenset(loaded["tasks"]), gen_kwargs, dataset, hub)
 
 
-def _override_dir(base: TaskManager, datasets: Path) -> Path:
-    """Write one task YAML per local data folder (``include`` the registered task, read the
-    folder's split files) into a cache folder keyed by their content; returns the folder."""
-    import yaml
-
+def _local_overrides(base: TaskManager, datasets: Path) -> dict[str, dict[str, Any]]:
+    """One task config per local data folder: ``include`` the registered task, read the folder's
+    split files."""
     configs = {}
     for folder in sorted(p for p in datasets.iterdir() if p.is_dir()):
         entry = base.task_index.get(folder.name)
         if entry is None or entry.yaml_path is None or folder.name in base.all_groups:
             raise SuiteError(f"{folder}: local data folders are named after lm-eval tasks defined by a YAML "
                              f"file; {folder.name!r} is not one (for a group, give each member task's data)")
-        config = {"include": str(entry.yaml_path), "task": folder.name, **_dataset_override(_splits(folder))}
-        configs[folder.name] = yaml.safe_dump(config, sort_keys=False)
+        configs[folder.name] = {"include": str(entry.yaml_path), "task": folder.name, **_dataset_override(_splits(folder))}
+    return configs
+
+
+def _snapshot_overrides(base: TaskManager, repos: dict[str, list[str]], snapshots: dict[str, Snapshot]) -> dict[str, dict[str, Any]]:
+    """One task config per task reading a prefetched repository: the registered task, reading
+    the snapshot folder (same dataset_name, so the same config of the dataset)."""
+    configs = {}
+    for repo, leaves in repos.items():
+        if repo not in snapshots:
+            continue
+        for leaf in leaves:
+            entry = base.task_index[leaf]
+            if entry.yaml_path is not None:
+                configs[leaf] = {"include": str(entry.yaml_path), "task": leaf, "dataset_path": str(snapshots[repo].path)}
+    return configs
+
+
+def _override_dir(overrides: dict[str, dict[str, Any]]) -> Path:
+    """Write the task configs as YAML files into a cache folder keyed by their content; returns it."""
+    import yaml
+
+    configs = {name: yaml.safe_dump(config, sort_keys=False) for name, config in overrides.items()}
     key = hashlib.sha256(repr(sorted(configs.items())).encode()).hexdigest()[:16]
     target = cache_root() / "local-tasks" / key
     if not target.is_dir():
@@ -290,8 +363,14 @@ def _evaluate(
         raise RuntimeError("lm_eval.simple_evaluate returned no results (non-zero rank?)")
     scores = {item.benchmark.id: parse_output(out, item.benchmark.task, item.gen_kwargs) for item in batch}
     for item in batch:
+        limits = _generation_limits(out, item.benchmark.task, session.lm)
+        if limits:
+            scores[item.benchmark.id].config["truncated_generations"] = truncated_generations(
+                session.lm, scores[item.benchmark.id].samples, limits)
         if item.dataset is not None:
             scores[item.benchmark.id].config["local_dataset"] = item.dataset
+        if item.hub is not None:
+            scores[item.benchmark.id].config["hub_datasets"] = item.hub
         if item.benchmark.gold_logprob:
             task_config = out["configs"].get(item.benchmark.task) or out["configs"][_leaves(out, item.benchmark.task)[0]]
             delimiter = str(task_config.get("target_delimiter", " "))
@@ -314,6 +393,36 @@ def add_gold_logprobs(lm: Any, score: ScoreResult, delimiter: str) -> None:
     logprobs = {doc: float(ll) for doc, (ll, _greedy) in zip(pairs, lm.loglikelihood(requests))}
     for sample in score.samples:
         sample["gold_logprob"] = logprobs[sample["doc_id"]]
+
+
+# Re-encoding a decoded generation can merge or split a token or two at the edges.
+TRUNCATION_TOLERANCE = 2
+
+
+def _generation_limits(out: dict[str, Any], task: str, lm: Any) -> dict[str, int]:
+    """max_gen_toks per generate_until leaf task (lm-eval's model default where the task sets none)."""
+    limits = {}
+    for leaf in _leaves(out, task):
+        config = out["configs"].get(leaf, {})
+        if config.get("output_type") == "generate_until":
+            gen = config.get("generation_kwargs") or {}
+            limits[leaf] = int(gen.get("max_gen_toks", getattr(lm, "max_gen_toks", 256)))
+    return limits
+
+
+def truncated_generations(lm: Any, samples: list[dict[str, Any]], limits: dict[str, int]) -> dict[str, Any]:
+    """How many generations ran into max_gen_toks (cut off, not stopped by a stop sequence or
+    EOS): a benchmark whose generations are cut off measures the length limit, not the model."""
+    only = next(iter(limits)) if len(limits) == 1 else None  # a single task's samples carry no task name
+    cut: dict[tuple[Any, Any], bool] = {}  # per document: lm-eval keeps one sample per filter
+    for index, sample in enumerate(samples):
+        task = sample.get("task", only)
+        limit = limits.get(task)
+        if limit is None:
+            continue
+        text = sample["resps"][0][0] if sample.get("resps") else ""
+        cut[(task, sample.get("doc_id", index))] = len(lm.tok_encode(str(text))) >= limit - TRUNCATION_TOLERANCE
+    return {"count": sum(cut.values()), "of": len(cut), "max_gen_toks": sorted(set(limits.values()))}
 
 
 def parse_output(out: dict[str, Any], task: str, gen_kwargs: dict[str, Any]) -> ScoreResult:

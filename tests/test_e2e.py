@@ -54,6 +54,8 @@ def test_demo_gate_passes_and_writes_results(demo_run: tuple[subprocess.Complete
             assert record["config"]["seeds"]["random_seed"] == 42
             assert record["provenance"]["versions"]["lm_eval"]
             assert record["timing"]["evaluated_with"] == list(BENCHMARKS)  # one lm-eval pass per checkpoint
+            if bench == "arithmetic":
+                assert record["config"]["truncated_generations"]["of"] == record["metrics"]["exact_match,strict-match"]["n"]
             samples = (results_dir / "by_checkpoint" / step / f"{bench}.samples.jsonl").read_text().splitlines()
             assert len(samples) == record["samples_count"] > 0
     rows = summary(results_dir)
@@ -103,11 +105,17 @@ def test_gate_numbers_match_lm_eval_run_directly(
             assert record["metrics"][key]["value"] == pytest.approx(number, rel=1e-9, abs=1e-12), (bench, key)
 
 
+def demo_suite(folder: Path, name: str, benchmarks: str) -> Path:
+    """A suite file over the demo tasks; ``benchmarks`` is the YAML list under ``benchmarks:``."""
+    path = folder / f"{name}.yaml"
+    path.write_text(f"name: {name}\ntask_paths: [{ROOT / 'evaltests' / 'tasks' / 'demo'}]\n"
+                    f"include_default_tasks: false\nbenchmarks:\n{benchmarks}")
+    return path
+
+
 def test_checkpoint_below_threshold_fails_with_a_report(demo_root: Path, tmp_path: Path) -> None:
-    strict = tmp_path / "strict.yaml"
-    strict.write_text(
-        f"name: strict\ntask_paths: [{ROOT / 'evaltests' / 'tasks' / 'demo'}]\ninclude_default_tasks: false\n"
-        "benchmarks:\n"
+    strict = demo_suite(
+        tmp_path, "strict",
         "  - id: arithmetic\n    task: demo_arithmetic\n    num_fewshot: 3\n    metrics:\n"
         "      - {key: 'exact_match,strict-match', min: 0.99}\n      - {key: 'exact_match,flexible-extract'}\n"
     )
@@ -123,12 +131,25 @@ def test_checkpoint_below_threshold_fails_with_a_report(demo_root: Path, tmp_pat
     assert record["config"]["limit"] == 20
 
 
+def test_generations_cut_off_by_max_gen_toks_are_counted_and_warned(demo_root: Path, tmp_path: Path) -> None:
+    suite = demo_suite(
+        tmp_path, "short",
+        "  - {id: arithmetic, task: demo_arithmetic, num_fewshot: 3, gen_kwargs: {max_gen_toks: 3},\n"
+        "     metrics: [{key: 'exact_match,flexible-extract'}]}\n"
+    )
+    results_dir = tmp_path / "results"
+    proc = gate("--checkpoint", str(demo_root / "step_0800"), "--suite", str(suite), "--limit", "10",
+                "--results-dir", str(results_dir))
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "GenerationTruncatedWarning: arithmetic on step_0800: 10 of 10 generations reached max_gen_toks 3" in proc.stdout
+    record = json.loads((results_dir / "by_checkpoint" / "step_0800" / "arithmetic.json").read_text())
+    assert record["config"]["truncated_generations"] == {"count": 10, "of": 10, "max_gen_toks": [3]}
+
+
 def test_one_task_at_two_shot_counts(demo_root: Path, tmp_path: Path) -> None:
     """Benchmarks sharing an lm-eval task run in separate passes, each with its own shots."""
-    suite = tmp_path / "shots.yaml"
-    suite.write_text(
-        f"name: shots\ntask_paths: [{ROOT / 'evaltests' / 'tasks' / 'demo'}]\ninclude_default_tasks: false\n"
-        "benchmarks:\n"
+    suite = demo_suite(
+        tmp_path, "shots",
         "  - {id: arith0, test: arithmetic, task: demo_arithmetic, num_fewshot: 0, metrics: [{key: 'exact_match,flexible-extract'}]}\n"
         "  - {id: arith3, test: arithmetic, task: demo_arithmetic, num_fewshot: 3, metrics: [{key: 'exact_match,flexible-extract'}]}\n"
         "  - {id: choice, test: choice, task: demo_choice, num_fewshot: 0, metrics: [{key: 'acc,none'}]}\n"

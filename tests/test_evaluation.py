@@ -230,3 +230,44 @@ def test_the_task_decides_generation_length_not_the_checkpoint() -> None:
     assert honour_max_gen_toks(lm) == 64  # type: ignore[arg-type]
     assert lm.model.generation_config.max_new_tokens is None
     assert honour_max_gen_toks(lm) is None  # type: ignore[arg-type]
+
+
+class _WordTokens:
+    """A stand-in for a loaded model: one token per whitespace-separated word."""
+
+    max_gen_toks = 256
+
+    def tok_encode(self, text: str) -> list[str]:
+        return text.split()
+
+
+def test_generations_that_reach_max_gen_toks_are_counted() -> None:
+    from scorers.lm_eval_task import TRUNCATION_TOLERANCE, truncated_generations
+
+    limit = 10
+    samples = [
+        {"resps": [["one two three"]]},  # stopped early
+        {"resps": [[" ".join(["w"] * limit)]]},  # ran to the limit
+        {"resps": [[" ".join(["w"] * (limit - TRUNCATION_TOLERANCE))]]},  # within re-encoding tolerance
+        {"resps": [[""]]},
+    ]
+    assert truncated_generations(_WordTokens(), samples, {"task": limit}) == {"count": 2, "of": 4, "max_gen_toks": [limit]}
+
+
+def test_group_generations_are_held_against_their_own_task_limit() -> None:
+    from scorers.lm_eval_task import truncated_generations
+
+    samples = [{"task": "short", "resps": [["a b c d"]]}, {"task": "long", "resps": [["a b c d"]]},
+               {"task": "choice", "resps": [["x"]]}]  # a member that does not generate
+    result = truncated_generations(_WordTokens(), samples, {"short": 4, "long": 100})
+    assert result == {"count": 1, "of": 2, "max_gen_toks": [4, 100]}
+
+
+def test_a_document_scored_under_two_filters_counts_once() -> None:
+    from scorers.lm_eval_task import truncated_generations
+
+    samples = [{"doc_id": 0, "filter": "strict-match", "resps": [["a b c d"]]},
+               {"doc_id": 0, "filter": "flexible-extract", "resps": [["a b c d"]]},
+               {"doc_id": 1, "filter": "strict-match", "resps": [["a"]]},
+               {"doc_id": 1, "filter": "flexible-extract", "resps": [["a"]]}]
+    assert truncated_generations(_WordTokens(), samples, {"task": 4}) == {"count": 1, "of": 2, "max_gen_toks": [4]}
