@@ -4,6 +4,7 @@
     ckptgate checkpoints PATH...      discover and validate checkpoints, print their fingerprints
     ckptgate report [--results-dir]   rebuild eval_summary.csv and summary.md from stored results
     ckptgate prefill --suite NAME     fetch the hub datasets a suite reads, pin them in a manifest
+    ckptgate exec PROGRAM.py          run one program through the code sandbox, print the verdict
 
 The gate itself runs under pytest: ``pytest -n 2 evaltests --checkpoint PATH``.
 """
@@ -79,6 +80,21 @@ def _prefill(args: argparse.Namespace) -> int:
     return 0
 
 
+def _exec(args: argparse.Namespace) -> int:
+    import json
+
+    from ckptgate.sandbox import FULL_ISOLATION, Limits, Sandbox
+
+    source = Path(args.program)
+    if not source.is_file():
+        raise CkptgateError(f"{source}: no such file")
+    limits = Limits(timeout_s=args.timeout, cpu_s=max(1, int(args.timeout) + 1))
+    box = Sandbox(limits, required=frozenset() if args.allow_weaker else FULL_ISOLATION)
+    verdict = box.run(source.read_text(encoding="utf-8"))
+    print(json.dumps(verdict.to_dict(), indent=2))
+    return 0 if verdict.passed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ckptgate", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -97,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     prefill.add_argument("--model", help="also fetch this hub model's config and tokenizer (or check a local checkpoint)")
     prefill.add_argument("--datasets", help="folder of local dataset copies: tasks found there are not fetched")
     prefill.set_defaults(func=_prefill)
+    run = sub.add_parser("exec", help="run one program through the code sandbox, print its verdict as JSON")
+    run.add_argument("program", help="a Python file (program and its asserts)")
+    run.add_argument("--timeout", type=float, default=5.0, help="wall-clock seconds (default 5, seed 002)")
+    run.add_argument("--allow-weaker", action="store_true",
+                     help="run even where isolation layers are missing (they are listed in the verdict)")
+    run.set_defaults(func=_exec)
     return parser
 
 

@@ -1,0 +1,2 @@
+# expect: resource-limit
+block = bytearray(10 * 2**30)

@@ -1,0 +1,10 @@
+# expect: timeout
+# A child process burns CPU while the parent waits for it; the whole tree must go.
+import ctypes
+import os
+
+if os.fork() == 0:
+    ctypes.CDLL(None).prctl(15, b"@TOKEN@", 0, 0, 0)  # PR_SET_NAME: findable on the host
+    while True:
+        pass
+os.wait()

@@ -1,0 +1,4 @@
+# expect: error
+import shutil
+
+shutil.rmtree("@VICTIM_DIR@")

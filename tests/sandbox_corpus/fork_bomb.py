@@ -1,0 +1,5 @@
+# expect: resource-limit
+import os
+
+while True:
+    os.fork()
