@@ -35,6 +35,7 @@ from scorers.base import ScoreResult
 from ckptgate.provenance import provenance
 from ckptgate.suites import Benchmark, Suite, load_suite
 from scorers.lm_eval_task import LmEvalTaskScorer, suite_task_manager
+from scorers.packaged_data import PACKAGED
 
 DEMO = "demo"
 WIRE_KEY = "ckptgate"
@@ -303,6 +304,7 @@ def _require_fetched_data(suite: Suite, scorer: LmEvalTaskScorer) -> None:
     ``ckptgate prefill`` (or be given locally with --datasets). Checked before any model loads."""
     needed = scorer.hub_repos(suite)
     _, missing = hubdata.available(hubdata.load_manifest(), needed)
+    missing = [repo for repo in missing if repo not in PACKAGED]  # its pip package ships it (HumanEval)
     if missing:
         lines = [f"  {repo} (read by {_names(needed[repo])})" for repo in missing]
         raise CkptgateError(

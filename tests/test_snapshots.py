@@ -101,7 +101,8 @@ def test_summary_table_format(snapshot: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    "benchmark_id", ["gsm8k_4shot", "gsm8k_cot_8shot", "minerva_math_algebra_4shot", "math_qwen_4shot", "ifeval_0shot"]
+    "benchmark_id", ["gsm8k_4shot", "gsm8k_cot_8shot", "minerva_math_algebra_4shot", "math_qwen_4shot", "ifeval_0shot",
+                     "mbpp_3shot", "humaneval_0shot"]
 )
 def test_qwen3_prompts_on_fixtures(benchmark_id: str, snapshot: Any) -> None:
     """First rendered prompt (few-shot included) of the qwen3 suite's tasks, on the local fixtures."""

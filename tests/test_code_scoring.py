@@ -1,0 +1,102 @@
+"""Code benchmarks' scoring: code extraction, the unbiased pass@k estimator, and the qwen3 suite's
+sandboxed MBPP/HumanEval metric functions on fixed completions."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from scorers.code_programs import extract_code, pass_at_k
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures" / "datasets"
+
+
+def code_utils() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("qwen3_code_utils", ROOT / "evaltests" / "tasks" / "qwen3" / "code_utils.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("generation", "code"),
+    [
+        ("def f(x):\n    return x\n", "def f(x):\n    return x\n"),  # as generated (stopped at [DONE])
+        ("def f(x):\n    return x\n[DONE]\nmore", "def f(x):\n    return x\n"),
+        ("```python\ndef f(x):\n    return x\n```\nExplanation.", "def f(x):\n    return x"),
+        ("Here:\n```\ndef f(x):\n    return x\n```", "def f(x):\n    return x"),
+        ("```py\ndef f(x):\n    return x", "def f(x):\n    return x"),  # unclosed fence
+        ("", ""),
+    ],
+)
+def test_extract_code(generation: str, code: str) -> None:
+    assert extract_code(generation) == code
+
+
+def test_pass_at_k_known_values() -> None:
+    assert pass_at_k(1, 1, 1) == 1.0 and pass_at_k(1, 0, 1) == 0.0
+    assert pass_at_k(10, 3, 1) == pytest.approx(0.3)
+    assert pass_at_k(5, 2, 2) == pytest.approx(1 - math.comb(3, 2) / math.comb(5, 2))
+    assert pass_at_k(4, 3, 2) == 1.0  # fewer failures than k
+    with pytest.raises(ValueError):
+        pass_at_k(3, 4, 1)
+    with pytest.raises(ValueError):
+        pass_at_k(2, 1, 3)
+
+
+@given(n=st.integers(1, 60), data=st.data())
+def test_pass_at_k_matches_the_combinatorial_formula(n: int, data: st.DataObject) -> None:
+    c = data.draw(st.integers(0, n))
+    k = data.draw(st.integers(1, n))
+    expected = 1.0 - math.comb(n - c, k) / math.comb(n, k)
+    assert pass_at_k(n, c, k) == pytest.approx(expected, abs=1e-12)
+    assert pass_at_k(n, c, 1) == pytest.approx(c / n)
+    if c < n:
+        assert pass_at_k(n, c + 1, k) >= pass_at_k(n, c, k)
+
+
+pytestmark_linux = pytest.mark.skipif(sys.platform != "linux", reason="the code sandbox needs Linux namespaces")
+
+
+@pytestmark_linux
+def test_mbpp_metric_runs_the_completion_against_the_problem_asserts() -> None:
+    utils = code_utils()
+    doc = json.loads((FIXTURES / "mbpp" / "test.jsonl").read_text().splitlines()[0])
+    tests = "\n".join(doc["test_list"])
+    assert utils.pass_at_1([tests], [doc["code"] + "\n"]) == 1.0
+    assert utils.pass_at_1([tests], [f"```python\n{doc['code']}\n```"]) == 1.0  # fenced
+    assert utils.pass_at_1([tests], ["def sum_squares(nums):\n    return sum(nums)\n"]) == 0.0
+    assert utils.pass_at_1([tests], ["import sys\nsys.exit(0)\n"]) == 0.0  # exiting early never passes
+    assert utils.pass_at_1([tests], ["while True:\n    pass\n"]) == 0.0
+
+
+@pytestmark_linux
+def test_humaneval_metric_builds_prompt_plus_completion_and_calls_check() -> None:
+    utils = code_utils()
+    doc = json.loads((FIXTURES / "humaneval" / "test.jsonl").read_text().splitlines()[0])
+    target = f"{doc['test']}\ncheck({doc['entry_point']})"
+    good, bad = doc["canonical_solution"], "    return x\n"
+    (programs,) = utils.build_predictions([[good, bad]], [doc])
+    assert programs[0] == doc["prompt"] + good
+    assert utils.pass_at_k_sandboxed([target], [programs[:1]], k=[1]) == {"pass@1": 1.0}
+    assert utils.pass_at_k_sandboxed([target], [programs], k=[1, 2]) == {"pass@1": 0.5, "pass@2": 1.0}
+    assert utils.pass_at_k_sandboxed([target], [programs[1:]], k=[1]) == {"pass@1": 0.0}
+
+
+def test_mbpp_fewshot_examples_pass_their_own_tests() -> None:
+    utils = code_utils()
+    samples = utils.mbpp_fewshot_samples()
+    assert [s["task_id"] for s in samples] == [2, 3, 4]
+    if sys.platform == "linux":
+        for sample in samples:
+            assert utils.pass_at_1(["\n".join(sample["test_list"])], [sample["code"]]) == 1.0
