@@ -59,14 +59,22 @@ def sandbox() -> Any:
     return _SANDBOX
 
 
+_PASSED: dict[str, bool] = {}  # program text -> passed: verdicts this process already has
+
+
 def passes(programs: list[str]) -> list[bool]:
-    """Run each program (completion + tests) in the sandbox; a sandbox failure is an error, never
-    a failed sample."""
+    """Whether each program (completion + tests) passes in the sandbox. Programs not seen before
+    run in parallel, one sandbox per CPU core; verdicts are remembered by program text, so a
+    task's filter can run all of a benchmark's programs at once and its per-document metric
+    then finds them done. A sandbox failure is an error, never a failed sample."""
     from ckptgate.errors import CkptgateError
     from ckptgate.sandbox import Status
 
-    verdicts = sandbox().run_many([(program, "") for program in programs])
-    broken = [v for v in verdicts if v.status is Status.SANDBOX_ERROR]
-    if broken:
-        raise CkptgateError(f"the code sandbox failed on {len(broken)} sample(s): {broken[0].detail}")
-    return [v.passed for v in verdicts]
+    todo = list(dict.fromkeys(p for p in programs if p not in _PASSED))
+    if todo:
+        verdicts = sandbox().run_many([(program, "") for program in todo])
+        broken = [v for v in verdicts if v.status is Status.SANDBOX_ERROR]
+        if broken:
+            raise CkptgateError(f"the code sandbox failed on {len(broken)} sample(s): {broken[0].detail}")
+        _PASSED.update((program, v.passed) for program, v in zip(todo, verdicts))
+    return [_PASSED[p] for p in programs]

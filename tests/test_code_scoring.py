@@ -100,3 +100,23 @@ def test_mbpp_fewshot_examples_pass_their_own_tests() -> None:
     if sys.platform == "linux":
         for sample in samples:
             assert utils.pass_at_1(["\n".join(sample["test_list"])], [sample["code"]]) == 1.0
+
+
+@pytestmark_linux
+def test_filters_run_all_programs_at_once_and_metrics_reuse_the_verdicts(monkeypatch: pytest.MonkeyPatch) -> None:
+    import scorers.code_programs as code
+
+    utils = code_utils()
+    calls: list[int] = []
+    real = code.sandbox().run_many
+    monkeypatch.setattr(code.sandbox(), "run_many", lambda jobs, workers=None: calls.append(len(jobs)) or real(jobs, workers))
+    monkeypatch.setattr(code, "_PASSED", {})
+    docs = [json.loads(line) for line in (FIXTURES / "mbpp" / "test.jsonl").read_text().splitlines()]
+    resps = [[doc["code"]] for doc in docs]
+    assert utils.run_mbpp_programs(resps, docs) == resps  # responses pass through unchanged
+    assert calls == [len(docs)]  # one parallel batch
+    scores = [utils.pass_at_1([utils.mbpp_tests(doc)], [doc["code"]]) for doc in docs]
+    assert scores == [1.0] * len(docs) and calls == [len(docs)]  # no sandbox run per document
+    he_docs = [json.loads(line) for line in (FIXTURES / "humaneval" / "test.jsonl").read_text().splitlines()]
+    utils.build_predictions([[d["canonical_solution"]] for d in he_docs], he_docs)
+    assert calls == [len(docs), len(he_docs)]

@@ -14,10 +14,27 @@ from typing import Any
 from scorers.code_programs import extract_code, pass_at_k, passes
 
 
+def mbpp_program(completion: str, tests: str) -> str:
+    """The completion's code, then the problem's three asserts: one program, as code_eval runs it."""
+    return f"{extract_code(completion)}\n{tests}"
+
+
+def mbpp_tests(doc: dict[str, Any]) -> str:
+    """The asserts as the task's doc_to_target renders them for a test document."""
+    return "\n".join(doc["test_list"][:3])
+
+
+def run_mbpp_programs(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[list[str]]:
+    """Filter: run every completion of the benchmark in the sandbox at once (in parallel); the
+    responses pass through unchanged and ``pass_at_1`` finds each verdict done."""
+    passes([mbpp_program(r, mbpp_tests(doc)) for resp, doc in zip(resps, docs) for r in resp])
+    return resps
+
+
 def pass_at_1(references: list[str], predictions: list[str]) -> float:
-    """MBPP: the completion's code, then the problem's three asserts (one program, as code_eval)."""
+    """MBPP pass@1 of one document (greedy: one completion)."""
     (tests,), (completion,) = references, predictions
-    (ok,) = passes([f"{extract_code(completion)}\n{tests}"])
+    (ok,) = passes([mbpp_program(completion, tests)])
     return float(ok)
 
 
@@ -31,8 +48,12 @@ def pass_at_k_sandboxed(references: list[str], predictions: list[list[str]], k: 
 
 
 def build_predictions(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[list[str]]:
-    """HumanEval's programs: the prompt (signature and docstring) followed by each completion."""
-    return [[doc["prompt"] + r for r in resp] for resp, doc in zip(resps, docs)]
+    """HumanEval's programs: the prompt (signature and docstring) followed by each completion;
+    all of them run in the sandbox here, in parallel, so the metric finds each verdict done."""
+    programs = [[doc["prompt"] + r for r in resp] for resp, doc in zip(resps, docs)]
+    passes([f"{sample}\n{doc['test']}\ncheck({doc['entry_point']})" for samples, doc in zip(programs, docs)
+            for sample in samples])
+    return programs
 
 
 def mbpp_fewshot_samples() -> list[dict[str, Any]]:
