@@ -59,22 +59,41 @@ def sandbox() -> Any:
     return _SANDBOX
 
 
-_PASSED: dict[str, bool] = {}  # program text -> passed: verdicts this process already has
+_STATUS: dict[str, str] = {}  # program text -> verdict status: verdicts this process already has
+_RUNS: dict[str, dict[str, int]] = {}  # task -> verdict counts of its latest batch of programs
 
 
-def passes(programs: list[str]) -> list[bool]:
+def passes(programs: list[str], task: str | None = None) -> list[bool]:
     """Whether each program (completion + tests) passes in the sandbox. Programs not seen before
     run in parallel, one sandbox per CPU core; verdicts are remembered by program text, so a
-    task's filter can run all of a benchmark's programs at once and its per-document metric
-    then finds them done. A sandbox failure is an error, never a failed sample."""
+    task's filter can run all of a benchmark's programs at once (naming the ``task``, whose
+    verdict counts are then kept for its results) and its per-document metric then finds them
+    done. A sandbox failure is an error, never a failed sample."""
     from ckptgate.errors import CkptgateError
     from ckptgate.sandbox import Status
 
-    todo = list(dict.fromkeys(p for p in programs if p not in _PASSED))
+    todo = list(dict.fromkeys(p for p in programs if p not in _STATUS))
     if todo:
         verdicts = sandbox().run_many([(program, "") for program in todo])
         broken = [v for v in verdicts if v.status is Status.SANDBOX_ERROR]
         if broken:
             raise CkptgateError(f"the code sandbox failed on {len(broken)} sample(s): {broken[0].detail}")
-        _PASSED.update((program, v.passed) for program, v in zip(todo, verdicts))
-    return [_PASSED[p] for p in programs]
+        _STATUS.update((program, v.status.value) for program, v in zip(todo, verdicts))
+    if task is not None:
+        counts: dict[str, int] = {}
+        for program in programs:
+            counts[_STATUS[program]] = counts.get(_STATUS[program], 0) + 1
+        _RUNS[task] = counts
+    return [_STATUS[p] == Status.PASSED.value for p in programs]
+
+
+def sandbox_record(task: str) -> dict[str, Any] | None:
+    """For a benchmark's results: the verdict counts of ``task``'s latest programs, the
+    isolation layers that were active and the limits; None when the task ran no programs."""
+    counts = _RUNS.pop(task, None)
+    if counts is None:
+        return None
+    from dataclasses import asdict
+
+    box = sandbox()
+    return {"verdicts": dict(sorted(counts.items())), "isolation": list(box.layers()), "limits": asdict(box.limits)}

@@ -21,6 +21,7 @@ from ckptgate.cache import cache_root, files_digest
 from ckptgate.errors import SuiteError
 from ckptgate.hubdata import Snapshot, is_hub_dataset
 from scorers.base import SEED, MetricValue, ScoreResult
+from scorers.code_programs import sandbox_record
 from scorers.lm_eval_speedups import install_template_cache
 from scorers.nltk_data import ensure_punkt_tab, needs_punkt_tab
 from scorers.packaged_data import PACKAGED, packaged_files
@@ -383,6 +384,9 @@ def _evaluate(
             scores[item.benchmark.id].config["local_dataset"] = item.dataset
         if item.hub is not None:
             scores[item.benchmark.id].config["hub_datasets"] = item.hub
+        sandboxed = [r for leaf in _leaves(out, item.benchmark.task) if (r := sandbox_record(leaf)) is not None]
+        if sandboxed:  # verdict counts, isolation layers and limits of the code it ran
+            scores[item.benchmark.id].config["sandbox"] = sandboxed[0] if len(sandboxed) == 1 else sandboxed
         if item.benchmark.gold_logprob:
             task_config = out["configs"].get(item.benchmark.task) or out["configs"][_leaves(out, item.benchmark.task)[0]]
             delimiter = str(task_config.get("target_delimiter", " "))

@@ -110,7 +110,7 @@ def test_filters_run_all_programs_at_once_and_metrics_reuse_the_verdicts(monkeyp
     calls: list[int] = []
     real = code.sandbox().run_many
     monkeypatch.setattr(code.sandbox(), "run_many", lambda jobs, workers=None: calls.append(len(jobs)) or real(jobs, workers))
-    monkeypatch.setattr(code, "_PASSED", {})
+    monkeypatch.setattr(code, "_STATUS", {})
     docs = [json.loads(line) for line in (FIXTURES / "mbpp" / "test.jsonl").read_text().splitlines()]
     resps = [[doc["code"]] for doc in docs]
     assert utils.run_mbpp_programs(resps, docs) == resps  # responses pass through unchanged
@@ -120,3 +120,8 @@ def test_filters_run_all_programs_at_once_and_metrics_reuse_the_verdicts(monkeyp
     he_docs = [json.loads(line) for line in (FIXTURES / "humaneval" / "test.jsonl").read_text().splitlines()]
     utils.build_predictions([[d["canonical_solution"]] for d in he_docs], he_docs)
     assert calls == [len(docs), len(he_docs)]
+    assert code.sandbox_record("mbpp")["verdicts"] == {"passed": len(docs)}
+    record = code.sandbox_record("humaneval")
+    assert record["verdicts"] == {"passed": len(he_docs)} and "net-namespace" in record["isolation"]
+    assert record["limits"]["timeout_s"] == 5.0
+    assert code.sandbox_record("humaneval") is None  # taken once, for the benchmark that ran it

@@ -70,6 +70,8 @@ def test_qwen3_math_runs_offline_with_seed_002_keys_and_baselines(demo_root: Pat
         record = json.loads((out / "by_checkpoint" / "step_0800" / f"{bench}.json").read_text())
         assert record["config"]["task_config"]["metadata"]["ckptgate"] == "sandboxed"  # never lm-eval's code_eval
         assert next(iter(record["metrics"].values()))["n"] == n
+        assert sum(record["config"]["sandbox"]["verdicts"].values()) == n  # verdict counts in the results
+        assert "net-namespace" in record["config"]["sandbox"]["isolation"]
     group = json.loads((out / "by_checkpoint" / "step_0800" / "minerva_math_4shot.json").read_text())
     assert group["metrics"]["math_verify,none"]["n"] == 21 and group["config"]["num_fewshot"] == 4
     assert len(group["config"]["local_dataset"]["local_files"]) == 7  # one folder per subject

@@ -27,7 +27,7 @@ def mbpp_tests(doc: dict[str, Any]) -> str:
 def run_mbpp_programs(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[list[str]]:
     """Filter: run every completion of the benchmark in the sandbox at once (in parallel); the
     responses pass through unchanged and ``pass_at_1`` finds each verdict done."""
-    passes([mbpp_program(r, mbpp_tests(doc)) for resp, doc in zip(resps, docs) for r in resp])
+    passes([mbpp_program(r, mbpp_tests(doc)) for resp, doc in zip(resps, docs) for r in resp], task="mbpp")
     return resps
 
 
@@ -52,7 +52,7 @@ def build_predictions(resps: list[list[str]], docs: list[dict[str, Any]]) -> lis
     all of them run in the sandbox here, in parallel, so the metric finds each verdict done."""
     programs = [[doc["prompt"] + r for r in resp] for resp, doc in zip(resps, docs)]
     passes([f"{sample}\n{doc['test']}\ncheck({doc['entry_point']})" for samples, doc in zip(programs, docs)
-            for sample in samples])
+            for sample in samples], task="humaneval")
     return programs
 
 
