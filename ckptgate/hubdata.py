@@ -14,13 +14,15 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ckptgate.cache import cache_root, exclusive, files_digest
 from ckptgate.errors import CkptgateError
+from ckptgate.results import atomic_write_text
 
 MANIFEST_NAME = "hub-datasets.json"
 # dataset_path values that name a datasets builder for local files, not a hub repository
@@ -57,25 +59,40 @@ def manifest_path() -> Path:
 
 
 def load_manifest(path: Path | None = None) -> dict[str, Snapshot]:
+    """The fetched dataset snapshots recorded in the manifest (repo -> snapshot)."""
     path = path or manifest_path()
-    if not path.is_file():
-        return {}
     try:
-        raw = json.loads(path.read_text())
         return {repo: Snapshot(repo=repo, revision=e["revision"], path=Path(e["path"]), sha256=e["sha256"],
                                files=int(e["files"]), fetched=e["fetched"])
-                for repo, e in raw["datasets"].items()}
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CkptgateError(f"{path}: not a ckptgate prefill manifest ({exc}); run ckptgate prefill again") from None
+                for repo, e in _read(path)["datasets"].items()}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _corrupt(path, exc) from None
 
 
-def _save_manifest(snapshots: dict[str, Snapshot], path: Path, models: dict[str, Any] | None = None) -> None:
-    data = {"datasets": {repo: {"revision": s.revision, "path": str(s.path), "sha256": s.sha256, "files": s.files,
-                                "fetched": s.fetched} for repo, s in sorted(snapshots.items())},
-            "models": models if models is not None else _models(path)}
-    staging = path.with_name(f".{path.name}.{os.getpid()}")
-    staging.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(staging, path)
+def _read(path: Path) -> dict[str, Any]:
+    """The manifest as stored: {"datasets": repo -> entry, "models": model -> entry}."""
+    if not path.is_file():
+        return {"datasets": {}, "models": {}}
+    try:
+        raw = json.loads(path.read_text())
+        return {"datasets": dict(raw["datasets"]), "models": dict(raw.get("models", {}))}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise _corrupt(path, exc) from None
+
+
+def _corrupt(path: Path, exc: Exception) -> CkptgateError:
+    return CkptgateError(f"{path}: not a ckptgate prefill manifest ({exc!r}); run ckptgate prefill again")
+
+
+@contextmanager
+def _manifest() -> Iterator[dict[str, Any]]:
+    """The manifest, locked against other prefills, written back (atomically) after the block."""
+    path = manifest_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(path.with_suffix(".lock")):
+        raw = _read(path)
+        yield raw
+        atomic_write_text(path, json.dumps(raw, indent=2, sort_keys=True) + "\n")
 
 
 def available(snapshots: dict[str, Snapshot], repos: Iterable[str]) -> tuple[dict[str, Snapshot], list[str]]:
@@ -90,38 +107,28 @@ def available(snapshots: dict[str, Snapshot], repos: Iterable[str]) -> tuple[dic
     return found, missing
 
 
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
 def prefill(repos: Iterable[str], revisions: dict[str, str] | None = None, *, download: Download | None = None,
             progress: Callable[[str], None] = print) -> dict[str, Snapshot]:
     """Fetch each dataset repository at its pinned revision (default: what the hub serves now)
     into the Hugging Face cache and record it in the manifest; returns the manifest."""
-    if download is None:
-        from huggingface_hub import snapshot_download as download
+    download = download or _snapshot_download()
     revisions = revisions or {}
-    path = manifest_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive(path.with_suffix(".lock")):
-        snapshots = load_manifest(path)
+    with _manifest() as raw:
         for repo in sorted(set(repos)):
             progress(f"fetching dataset {repo} @ {revisions.get(repo, 'latest')} ...")
             folder = Path(download(repo_id=repo, repo_type="dataset", revision=revisions.get(repo)))
             files = sorted(p for p in folder.rglob("*") if p.is_file() and ".cache" not in p.parts)
             if not files:
                 raise CkptgateError(f"dataset {repo}: the download holds no files ({folder})")
-            snapshots[repo] = Snapshot(
-                repo=repo, revision=folder.name, path=folder,
-                sha256=files_digest((str(p.relative_to(folder)), p) for p in files), files=len(files),
-                fetched=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            )
-            progress(f"  {repo}: revision {folder.name}, {len(files)} file(s), sha256 {snapshots[repo].sha256[:16]}")
-        _save_manifest(snapshots, path)
-    return snapshots
-
-
-def _models(path: Path) -> dict[str, Any]:
-    try:
-        return dict(json.loads(path.read_text()).get("models", {}))
-    except (OSError, ValueError, AttributeError):
-        return {}
+            digest = files_digest((str(p.relative_to(folder)), p) for p in files)
+            raw["datasets"][repo] = {"revision": folder.name, "path": str(folder), "sha256": digest,
+                                     "files": len(files), "fetched": _now()}
+            progress(f"  {repo}: revision {folder.name}, {len(files)} file(s), sha256 {digest[:16]}")
+    return load_manifest()
 
 
 # What a run needs of a model besides its weights: config, tokenizer, chat template.
@@ -138,18 +145,19 @@ def prefill_model(model: str, *, download: Download | None = None, progress: Cal
         discover(local)  # the same validation a gate run does (config, tokenizer, weights)
         progress(f"model {model}: local checkpoint, nothing to fetch")
         return local
-    if download is None:
-        from huggingface_hub import snapshot_download as download
-    path = manifest_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive(path.with_suffix(".lock")):
+    download = download or _snapshot_download()
+    with _manifest() as raw:
         progress(f"fetching tokenizer and config of {model} ...")
         folder = Path(download(repo_id=model, repo_type="model", allow_patterns=list(MODEL_FILES)))
-        models = _models(path)
-        models[model] = {"revision": folder.name, "path": str(folder), "fetched": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        _save_manifest(load_manifest(path), path, models)
+        raw["models"][model] = {"revision": folder.name, "path": str(folder), "fetched": _now()}
     progress(f"  {model}: revision {folder.name} ({folder})")
     return folder
+
+
+def _snapshot_download() -> Download:
+    from huggingface_hub import snapshot_download
+
+    return snapshot_download
 
 
 def go_offline() -> None:

@@ -9,13 +9,13 @@ ckptgate's cache, keyed by the package version, and read like any local dataset 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from ckptgate.cache import cache_root
+from ckptgate.results import atomic_write_text
 
 
 def _humaneval_rows() -> Iterable[dict[str, Any]]:
@@ -42,8 +42,5 @@ def packaged_files(repo: str) -> dict[str, Path] | None:
         return None
     path = cache_root() / "packaged-datasets" / repo.replace("/", "--") / f"{distribution}-{version}" / f"{split}.jsonl"
     if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = path.with_name(f".{path.name}.{os.getpid()}")
-        staging.write_text("".join(json.dumps(row) + "\n" for row in rows()), encoding="utf-8")
-        os.replace(staging, path)
+        atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in rows()))
     return {split: path}
