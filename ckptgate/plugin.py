@@ -272,8 +272,9 @@ def _controller_state(config: pytest.Config) -> GateState | None:
     backend = resolve_backend(opt.ckptgate_backend)
     suite = load_suite(opt.ckptgate_suite)
     datasets = _datasets_dir(opt.ckptgate_datasets)
-    LmEvalTaskScorer(datasets).check(suite)
-    _require_fetched_data(suite, LmEvalTaskScorer(datasets))
+    scorer, missing = _data_scorer(suite, datasets)
+    scorer.check(suite)
+    _require_fetched(suite, missing)
     baseline = _check_baseline(opt.ckptgate_baseline, update=opt.ckptgate_update_baselines)
     bridges = bridges or ([suite.bridge] if suite.bridge else [])
     with _capture_disabled(config):
@@ -299,14 +300,22 @@ def _controller_state(config: pytest.Config) -> GateState | None:
     )
 
 
-def _require_fetched_data(suite: Suite, scorer: LmEvalTaskScorer) -> None:
-    """A gate run never downloads: every hub dataset the suite reads must have been fetched by
-    ``ckptgate prefill`` (or be given locally with --datasets). Checked before any model loads."""
-    needed = scorer.hub_repos(suite)
-    _, missing = hubdata.available(hubdata.load_manifest(), needed)
-    missing = [repo for repo in missing if repo not in PACKAGED]  # its pip package ships it (HumanEval)
+def _data_scorer(suite: Suite, datasets: Path | None) -> tuple[LmEvalTaskScorer, dict[str, list[str]]]:
+    """This process's scorer, reading local data (--datasets) and the prefetched hub snapshots,
+    and the hub datasets it lacks (repo -> tasks reading it; a pip package's copy counts as
+    there). Sets the HF offline switches: a gate run never downloads."""
+    needed = LmEvalTaskScorer(datasets).hub_repos(suite)
+    snapshots, missing = hubdata.available(hubdata.load_manifest(), needed)
+    hubdata.go_offline()
+    lacking = {repo: needed[repo] for repo in missing if repo not in PACKAGED}
+    return LmEvalTaskScorer(datasets, snapshots), lacking
+
+
+def _require_fetched(suite: Suite, missing: dict[str, list[str]]) -> None:
+    """Every hub dataset the suite reads must have been fetched by ``ckptgate prefill`` (or be
+    given locally with --datasets). Checked before any model loads."""
     if missing:
-        lines = [f"  {repo} (read by {_names(needed[repo])})" for repo in missing]
+        lines = [f"  {repo} (read by {_names(tasks)})" for repo, tasks in missing.items()]
         raise CkptgateError(
             f"suite {suite.name!r} reads hub datasets not fetched on this machine (a gate run never downloads):\n"
             + "\n".join(lines)
@@ -314,7 +323,6 @@ def _require_fetched_data(suite: Suite, scorer: LmEvalTaskScorer) -> None:
             f"(manifest: {hubdata.manifest_path()}; snapshots in the Hugging Face cache), "
             "or give local copies with --datasets DIR"
         )
-    hubdata.go_offline()
 
 
 def _names(names: list[str], most: int = 4) -> str:
@@ -484,20 +492,12 @@ def _check_suite_covered(session: pytest.Session, state: GateState, gate_items: 
 # --------------------------------------------------------------------------- fixtures
 
 
-def _scorer(state: GateState) -> LmEvalTaskScorer:
-    """The scorer of this process: local data (--datasets) and the prefetched hub snapshots."""
-    needed = LmEvalTaskScorer(state.datasets).hub_repos(state.suite)
-    snapshots, _ = hubdata.available(hubdata.load_manifest(), needed)
-    hubdata.go_offline()
-    return LmEvalTaskScorer(state.datasets, snapshots)
-
-
 @pytest.fixture(scope="session")
 def evaluator(pytestconfig: pytest.Config) -> Iterator[Evaluator]:
     state = pytestconfig.stash[_STATE]
     workers = pytestconfig.workerinput["workercount"] if _is_worker(pytestconfig) else 1  # type: ignore[attr-defined]
     pool = ModelPool(backend=state.backend, processes=workers, max_model_len=state.suite.max_model_len)
-    scorer = _scorer(state)
+    scorer, _ = _data_scorer(state.suite, state.datasets)
     cache = None
     if state.record_cache is not None:
         settings = expected_settings(state.backend, workers, state.suite.max_model_len)
