@@ -29,6 +29,8 @@ _RATIO_METRICS: dict[str, Callable[[float], float]] = {
 }
 # Per-document log-likelihood aggregated as exp(-mean): loglikelihood tasks' ``perplexity``.
 _LOGLIK_METRICS: dict[str, Callable[[float], float]] = {"perplexity": lambda x: math.exp(-x)}
+# The perplexity family: not proportions, and paired on per-document log-likelihood.
+PERPLEXITY_FAMILY = frozenset(_RATIO_METRICS) | frozenset(_LOGLIK_METRICS)
 
 
 class PairingError(CkptgateError):

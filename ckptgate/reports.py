@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from ckptgate.pairing import PERPLEXITY_FAMILY
 from ckptgate.results import SummaryRow
 
 def format_value(value: float | None, stderr: float | None = None) -> str:
@@ -44,8 +45,11 @@ def _against(row: SummaryRow) -> str:
     return row.against.replace(":", " ", 1) + ("" if row.primary else " (secondary)")
 
 
+def _verdict(row: SummaryRow) -> str:
+    return row.verdict.upper() + (" (underpowered)" if row.underpowered else "")
+
+
 def _cells(row: SummaryRow) -> tuple[str, ...]:
-    verdict = row.verdict.upper() + (" (underpowered)" if row.underpowered else "")
     return (
         row.checkpoint + (" (bridge)" if row.role == "bridge" else ""),
         row.benchmark,
@@ -57,7 +61,7 @@ def _cells(row: SummaryRow) -> tuple[str, ...]:
         _p(row),
         "" if row.n is None else str(row.n),
         "" if row.mde is None else f"{row.mde:.4g}",
-        verdict,
+        _verdict(row),
     )
 
 
@@ -89,8 +93,6 @@ def markdown(rows: Sequence[SummaryRow], meta: dict[str, Any]) -> str:
 
 
 _BASELINE_HEADER = ("Benchmark", "Setting", "Metric", "{checkpoint}", "{baseline}", "Delta", "Verdict")
-# Metrics reported as they are, not in percent (the rest are proportions, shown like the team notes: 68.61%).
-_NOT_PERCENT = frozenset({"bits_per_byte", "byte_perplexity", "word_perplexity", "perplexity"})
 
 
 def baseline_tables(rows: Sequence[SummaryRow]) -> list[str]:
@@ -109,10 +111,10 @@ def baseline_tables(rows: Sequence[SummaryRow]) -> list[str]:
 
 
 def _baseline_cells(row: SummaryRow) -> tuple[str, ...]:
-    percent = row.metric.split(",", 1)[0] not in _NOT_PERCENT
-    verdict = row.verdict.upper() + (" (underpowered)" if row.underpowered else "") + ("" if row.primary else " (secondary)")
+    # proportions in percent, like the team notes (68.61%); the perplexity family as it is
+    percent = row.metric.split(",", 1)[0] not in PERPLEXITY_FAMILY
     return (row.benchmark, row.setting, row.metric, _number(row.value, percent), _number(row.reference, percent),
-            _number(row.delta, percent, signed=True), verdict)
+            _number(row.delta, percent, signed=True), _verdict(row) + ("" if row.primary else " (secondary)"))
 
 
 def _number(value: float | None, percent: bool, *, signed: bool = False) -> str:
