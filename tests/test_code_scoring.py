@@ -125,3 +125,16 @@ def test_filters_run_all_programs_at_once_and_metrics_reuse_the_verdicts(monkeyp
     assert record["verdicts"] == {"passed": len(he_docs)} and "net-namespace" in record["isolation"]
     assert record["limits"]["timeout_s"] == 5.0
     assert code.sandbox_record("humaneval") is None  # taken once, for the benchmark that ran it
+
+
+def test_a_sandbox_failure_is_an_error_never_a_failed_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    import scorers.code_programs as code
+    from ckptgate.errors import CkptgateError
+    from ckptgate.sandbox import Status, Verdict
+
+    broken = Verdict(Status.SANDBOX_ERROR, 0.0, detail="the sandbox did not start the program")
+    monkeypatch.setattr(code, "sandbox", lambda: type("Box", (), {"run_many": lambda self, jobs: [broken] * len(jobs)})())
+    monkeypatch.setattr(code, "_STATUS", {})
+    with pytest.raises(CkptgateError, match="sandbox failed on 2 sample"):
+        code.passes(["assert True", "assert 1"])
+    assert code._STATUS == {}  # nothing remembered as failed
