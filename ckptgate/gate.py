@@ -31,7 +31,7 @@ from ckptgate.suites import MetricGate
 from scorers.base import MetricValue
 
 if TYPE_CHECKING:
-    from ckptgate.baselines import Baseline
+    from ckptgate.baselines import Baseline, BaselineEntry
     from ckptgate.checkpoints import Checkpoint
     from ckptgate.suites import Benchmark
     from scorers.base import ScoreResult
@@ -201,25 +201,47 @@ def _vs_baseline(
     baseline = refs.baseline
     assert baseline is not None
     against = f"baseline:{baseline.name}"
+    published = [] if gate.reference is None else [
+        _shown(gate, measured, against, other, f"{other.benchmark} ({other.setting or other.metric})")
+        for other in baseline.for_benchmark(gate.reference)
+    ]
     entry = baseline.find(bench.id, gate.key)
     if entry is None:
-        if not gate.primary:
-            return []
+        if not gate.primary or gate.reference is not None:
+            return published  # a metric shown against published numbers needs no lm-eval entry
         return [_base(gate, measured, against, "error", note=(
             f"{baseline.path} has no entry for benchmark {bench.id!r} metric {gate.key!r}; measure the "
             f"reference model with `pytest --checkpoint REFERENCE --baseline {baseline.name} --update-baselines` "
             "(or add the entry by hand), or leave --baseline out"
         ))]
     if not entry.gating:
-        why = "reported by another harness: never gated" if entry.use == "reference" else f"{entry.use}: never gated"
-        delta = None if measured.value is None else measured.value - entry.value
-        return [_base(gate, measured, against, "info", reference=entry.value, delta=delta,
-                      note=f"{why}{'; ' + entry.note if entry.note else ''}")]
+        return [_shown(gate, measured, against, entry), *published]
+    return [_gated_vs_baseline(gate, measured, score, against, entry, refs, policy), *published]
+
+
+def _shown(gate: MetricGate, measured: MetricValue, against: str, entry: BaselineEntry, name: str = "") -> Check:
+    """A baseline number shown for context, never gated (another harness's, or a misleading one)."""
+    why = "reported by another harness: never gated" if entry.use == "reference" else f"{entry.use}: never gated"
+    delta = None if measured.value is None else measured.value - entry.value
+    note = "; ".join(part for part in (name, why, entry.note) if part)
+    return _base(gate, measured, against, "info", threshold=f"{entry.use}: never gated", reference=entry.value,
+                 delta=delta, note=note)
+
+
+def _gated_vs_baseline(
+    gate: MetricGate,
+    measured: MetricValue,
+    score: ScoreResult,
+    against: str,
+    entry: BaselineEntry,
+    refs: References,
+    policy: Policy,
+) -> Check:
     conflicts = entry.conflicts(refs.settings or {})
     if conflicts:
-        return [_base(gate, measured, against, "error" if gate.primary else "info", reference=entry.value,
-                      note="refusing to compare: settings that change the number differ from the baseline's: "
-                      + "; ".join(conflicts))]
+        return _base(gate, measured, against, "error" if gate.primary else "info", reference=entry.value,
+                     note="refusing to compare: settings that change the number differ from the baseline's: "
+                     + "; ".join(conflicts))
     try:
         if measured.value is None:
             raise ValueError(f"{gate.key} has no value")
@@ -231,8 +253,8 @@ def _vs_baseline(
             binary=binary, higher_is_better=higher, margin=gate.margin, alpha=policy.alpha, ref_n=entry.n,
         )
     except (ValueError, KeyError, pairing.PairingError) as exc:
-        return [_base(gate, measured, against, "error" if gate.primary else "info", reference=entry.value, note=str(exc))]
-    return [_from_comparison(gate, measured, against, comparison, higher, binary, policy)]
+        return _base(gate, measured, against, "error" if gate.primary else "info", reference=entry.value, note=str(exc))
+    return _from_comparison(gate, measured, against, comparison, higher, binary, policy)
 
 
 def _from_comparison(

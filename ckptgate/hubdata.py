@@ -117,10 +117,16 @@ def prefill(repos: Iterable[str], revisions: dict[str, str] | None = None, *, do
     into the Hugging Face cache and record it in the manifest; returns the manifest."""
     download = download or _snapshot_download()
     revisions = revisions or {}
+    failed: list[str] = []
     with _manifest() as raw:
         for repo in sorted(set(repos)):
             progress(f"fetching dataset {repo} @ {revisions.get(repo, 'latest')} ...")
-            folder = Path(download(repo_id=repo, repo_type="dataset", revision=revisions.get(repo)))
+            try:
+                folder = Path(download(repo_id=repo, repo_type="dataset", revision=revisions.get(repo)))
+            except Exception as exc:  # noqa: BLE001 - the hub's errors are many; each is reported, the rest fetched
+                failed.append(_fetch_failure(repo, exc))
+                progress(f"  {failed[-1]}")
+                continue
             files = sorted(p for p in folder.rglob("*") if p.is_file() and ".cache" not in p.parts)
             if not files:
                 raise CkptgateError(f"dataset {repo}: the download holds no files ({folder})")
@@ -128,7 +134,20 @@ def prefill(repos: Iterable[str], revisions: dict[str, str] | None = None, *, do
             raw["datasets"][repo] = {"revision": folder.name, "path": str(folder), "sha256": digest,
                                      "files": len(files), "fetched": _now()}
             progress(f"  {repo}: revision {folder.name}, {len(files)} file(s), sha256 {digest[:16]}")
+    if failed:  # what was fetched is in the manifest; a second prefill fetches only the rest
+        raise CkptgateError("could not fetch " + "; ".join(failed))
     return load_manifest()
+
+
+def _fetch_failure(repo: str, exc: Exception) -> str:
+    """What went wrong fetching ``repo``, and what to do about it."""
+    name = type(exc).__name__
+    if name == "GatedRepoError":
+        return (f"dataset {repo}: gated on the hub - accept its terms at https://huggingface.co/datasets/{repo} "
+                "with your account, log in (`hf auth login`, or set HF_TOKEN) and run prefill again")
+    if name in ("RepositoryNotFoundError", "RevisionNotFoundError"):
+        return f"dataset {repo}: {name} - check the name and the revision pinned in the suite ({exc})"
+    return f"dataset {repo}: {name}: {exc}"
 
 
 # What a run needs of a model besides its weights: config, tokenizer, chat template.

@@ -625,11 +625,17 @@ def _planned(session: pytest.Session, checkpoint: Checkpoint) -> list[Benchmark]
 
 def _policy(state: GateState, session: pytest.Session) -> gate.Policy:
     """Holm's family: every primary metric of every selected candidate test, once per reference
-    (each bridge, and the baseline). The same on every worker: all collect the same items."""
+    it is compared with (each bridge, and the baseline where it holds a gating entry for the
+    metric). The same on every worker: all collect the same items."""
     if state.family_size is None:
-        per_metric = sum(c.role == "bridge" for c in state.checkpoints) + (state.baseline() is not None)
+        bridges, baseline = sum(c.role == "bridge" for c in state.checkpoints), state.baseline()
+
+        def comparisons(bench: Benchmark, key: str) -> int:
+            entry = None if baseline is None else baseline.find(bench.id, key)
+            return bridges + (entry is not None and entry.gating)
+
         cases = [c for c in map(_case, session.items) if c is not None and c.checkpoint.role == "candidate"]
-        state.family_size = per_metric * sum(m.primary for c in cases for m in c.benchmark.metrics)
+        state.family_size = sum(comparisons(c.benchmark, m.key) for c in cases for m in c.benchmark.metrics if m.primary)
     return gate.Policy(alpha=state.alpha, family_size=state.family_size)
 
 

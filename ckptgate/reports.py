@@ -114,7 +114,14 @@ def _baseline_cells(row: SummaryRow) -> tuple[str, ...]:
     # proportions in percent, like the team notes (68.61%); the perplexity family as it is
     percent = row.metric.split(",", 1)[0] not in PERPLEXITY_FAMILY
     return (row.benchmark, row.setting, row.metric, _number(row.value, percent), _number(row.reference, percent),
-            _number(row.delta, percent, signed=True), _verdict(row) + ("" if row.primary else " (secondary)"))
+            _number(row.delta, percent, signed=True), _verdict(row) + _qualifier(row))
+
+
+def _qualifier(row: SummaryRow) -> str:
+    """Why a baseline row does not gate, when it does not: a published number or a secondary metric."""
+    if row.verdict == "info" and row.threshold.endswith("never gated"):
+        return f" ({row.threshold})"
+    return "" if row.primary else " (secondary)"
 
 
 def _number(value: float | None, percent: bool, *, signed: bool = False) -> str:

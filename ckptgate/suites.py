@@ -31,6 +31,9 @@ class MetricGate:
     reported but never fail the run. ``margin`` is the worsening tolerated before a regression
     counts (metric units, default 0); ``detect`` is the smallest worsening the gate should see:
     a comparison whose minimum detectable effect is larger is marked underpowered.
+    ``reference`` names a baseline entry published with another harness (e.g. ``report_mmlu``,
+    a technical report's number): shown next to this metric for context, never gated; a metric
+    with one needs no lm-eval entry of its own in the baseline.
     """
 
     key: str
@@ -39,6 +42,7 @@ class MetricGate:
     primary: bool = False
     margin: float = 0.0
     detect: float | None = None
+    reference: str | None = None
 
     @property
     def gating(self) -> bool:
@@ -90,7 +94,8 @@ class Benchmark:
             "gen_kwargs": dict(self.gen_kwargs),
             "tags": list(self.tags),
             "metrics": [
-                {"key": m.key, "min": m.min, "max": m.max, "primary": m.primary, "margin": m.margin, "detect": m.detect}
+                {"key": m.key, "min": m.min, "max": m.max, "primary": m.primary, "margin": m.margin,
+                 "detect": m.detect, "reference": m.reference}
                 for m in self.metrics
             ],
         }
@@ -257,7 +262,7 @@ def _metric(path: Path, raw: Any) -> MetricGate:
         path=path,
         what="a metric",
         required={"key"},
-        optional={"min", "max", "primary", "margin", "detect"},
+        optional={"min", "max", "primary", "margin", "detect", "reference"},
         error=SuiteError,
     )
     bounds = {name: _number(path, raw, name) for name in ("min", "max", "margin", "detect")}
@@ -273,6 +278,10 @@ def _metric(path: Path, raw: Any) -> MetricGate:
             f"{path}:{raw.line_of('key')}: metric key {key!r} must be lm-eval's 'metric,filter' "
             f"form, e.g. 'exact_match,strict-match' or 'acc,none'"
         )
+    reference = raw.get("reference")
+    if reference is not None and not (isinstance(reference, str) and _ID.match(reference)):
+        raise SuiteError(f"{path}:{raw.line_of('reference')}: reference names a baseline entry's benchmark "
+                         f"(e.g. report_mmlu), got {reference!r}")
     return MetricGate(
         key=key,
         min=bounds["min"],
@@ -280,6 +289,7 @@ def _metric(path: Path, raw: Any) -> MetricGate:
         primary=primary,
         margin=bounds["margin"] or 0.0,
         detect=bounds["detect"],
+        reference=reference,
     )
 
 

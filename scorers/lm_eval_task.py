@@ -10,6 +10,7 @@ import difflib
 import functools
 import hashlib
 import math
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,9 +214,14 @@ def leaf_tasks(manager: TaskManager, name: str) -> list[str]:
 
 def load_task(manager: TaskManager, name: str) -> dict[str, Any]:
     """``manager.load(name)``, with the local resources the task's code needs put in place first
-    (IFEval's checkers download NLTK's punkt_tab on import when NLTK cannot find it)."""
+    (IFEval's checkers download NLTK's punkt_tab on import when NLTK cannot find it).
+
+    Python's random is seeded first, as ``lm_eval --seed 42 --tasks NAME`` seeds it before it
+    loads tasks: some tasks draw from it while preparing documents (GPQA shuffles each question's
+    choices), and those draws must not depend on what was loaded before."""
     if needs_punkt_tab(_yaml_files(manager, name)):
         ensure_punkt_tab()
+    random.seed(SEED)
     return manager.load(name)
 
 
@@ -315,10 +321,13 @@ def _override_dir(overrides: dict[str, dict[str, Any]]) -> Path:
 
 
 def _dataset_override(files: dict[str, Path]) -> dict[str, Any]:
+    # The json loader types each column from the first file it reads; a test split may leave a
+    # column empty (MGSM's test questions have no worked answer), so it is read last.
+    ordered = sorted(files.items(), key=lambda item: item[0] == "test")
     return {
         "dataset_path": "json",
         "dataset_name": None,
-        "dataset_kwargs": {"data_files": {split: str(path) for split, path in files.items()}},
+        "dataset_kwargs": {"data_files": {split: str(path) for split, path in ordered}},
     }
 
 

@@ -86,3 +86,41 @@ def test_misleading_hendrycks_math_is_reported_never_gated(demo_root: Path, tmp_
     with (out / "eval_summary.csv").open() as handle:
         (row,) = [r for r in csv.DictReader(handle) if r["against"] == "baseline:qwen3-1.7b-base"]
     assert row["verdict"] == "info" and float(row["reference"]) == 0.1778 and "misleading" in row["note"]
+
+
+# benchmark -> (the Qwen3 technical report's entry shown next to it, its number, its primary metric,
+# fixture rows per leaf task, leaf tasks)
+REPORT = {
+    "mmlu_5shot": ("report_mmlu", 0.6263, "acc,none", 57),
+    "mmlu_pro_5shot_cot": ("report_mmlu_pro", 0.3676, "exact_match,custom-extract", 14),
+    "bbh_3shot_cot": ("report_bbh", 0.5447, "exact_match,get-answer", 27),
+    "gpqa_main_5shot_cot": ("report_gpqa", 0.2828, "exact_match,flexible-extract", 1),
+    "gpqa_diamond_5shot_cot": ("report_gpqa", 0.2828, "exact_match,flexible-extract", 1),
+    "mgsm_8shot_cot": ("report_mgsm", 0.5071, "exact_match,flexible-extract", 11),
+}
+
+
+def test_report_suite_shows_the_report_numbers_and_gates_against_the_bridge(demo_root: Path, tmp_path: Path) -> None:
+    """qwen3-report on the fixtures (one question per leaf task): every benchmark is compared with
+    the bridge (paired, Holm) and shown next to the technical report's number, which never gates."""
+    out = tmp_path / "results"
+    proc = gate("--suite", "qwen3-report", "--checkpoint", str(demo_root / "step_0800"), "--bridge",
+                str(demo_root / "step_0300"), "--datasets", str(FIXTURES), "--baseline", "qwen3-1.7b-base",
+                "--limit", "1", "--record-cache", "none", "--results-dir", str(out))
+    assert proc.returncode in (0, 1), proc.stdout[-4000:] + proc.stderr[-3000:]
+    with (out / "eval_summary.csv").open() as handle:
+        rows = [r for r in csv.DictReader(handle) if r["checkpoint"] == "step_0800" and r["primary"] == "True"]
+    assert {r["verdict"] for r in rows} <= {"pass", "pending", "fail", "info"}  # no errors: nothing missing
+    shown = {r["benchmark"]: r for r in rows if r["against"] == "baseline:qwen3-1.7b-base"}
+    bridged = {r["benchmark"]: r for r in rows if r["against"] == "bridge:step_0300"}
+    assert set(shown) == set(bridged) == set(REPORT)
+    for bench, (entry, number, metric, leaves) in REPORT.items():
+        row = shown[bench]
+        assert (row["metric"], float(row["reference"]), row["verdict"]) == (metric, number, "info")
+        assert f"{entry} (" in row["note"] and "never gated" in row["note"] and row["p_value"] == ""
+        assert bridged[bench]["p_value"] != "" and bridged[bench]["metric"] == metric  # a real paired comparison
+        record = json.loads((out / "by_checkpoint" / "step_0800" / f"{bench}.json").read_text())
+        assert record["metrics"][metric]["n"] == leaves  # --limit 1: one question per leaf task
+        assert len(record["config"]["local_dataset"]["local_files"]) == leaves
+    assert "6 primary comparison(s)" in proc.stdout  # Holm over the bridge comparisons only
+    assert "| mmlu_5shot | 5-shot | acc,none |" in (out / "summary.md").read_text()

@@ -157,18 +157,20 @@ entries:
      source: test, date: 2026-01-01}
   - {benchmark: b, task: t, num_fewshot: 0, metric: 'acc_norm,none', value: 0.5, n: 1000, source: report,
      date: 2026-01-01, use: reference}
+  - {benchmark: report_b, num_fewshot: 5, metric: 'score,report', value: 0.7, source: a technical report,
+     date: 2025-05-13, use: reference, setting: 5-shot}
 """
 
 
 def judge_vs_baseline(tmp_path: Path, scores: list[int], key: str = "acc,none", settings: dict[str, Any] | None = None,
-                      primary: bool = True) -> list[gate.Check]:
+                      primary: bool = True, reference: str | None = None) -> list[gate.Check]:
     path = tmp_path / "ref.yaml"
     path.write_text(BASELINE)
     samples = binary_samples(scores, key.partition(",")[0])
     refs = gate.References(baseline=load_baseline(str(path)),
                            settings=settings or {"task": "t", "num_fewshot": 0, "limit": None, "temperature": 0})
-    return [c for c in gate.judge(bench(key, primary=primary), result(samples, key), references=refs)
-            if c.against.startswith("baseline")]
+    return [c for c in gate.judge(bench(key, primary=primary, reference=reference), result(samples, key),
+                                  references=refs) if c.against.startswith("baseline")]
 
 
 def test_below_baseline_fails_and_at_baseline_passes(tmp_path: Path) -> None:
@@ -193,6 +195,18 @@ def test_missing_entry_of_a_primary_metric_says_how_to_create_it(tmp_path: Path)
 def test_reference_only_entries_are_shown_not_gated(tmp_path: Path) -> None:
     (check,) = judge_vs_baseline(tmp_path, [0] * 10, key="acc_norm,none")
     assert check.verdict == "info" and "never gated" in check.note and check.reference == 0.5
+
+
+def test_published_reference_is_shown_next_to_the_gate_and_needs_no_entry_of_its_own(tmp_path: Path) -> None:
+    gated, shown = judge_vs_baseline(tmp_path, [1] * 60 + [0] * 40, reference="report_b")
+    assert gated.verdict == "fail" and gated.reference == 0.80  # the lm-eval entry still gates
+    assert shown.verdict == "info" and shown.reference == 0.7 and shown.delta == pytest.approx(-0.1)
+    assert shown.p_value is None and "report_b (5-shot)" in shown.note and "never gated" in shown.note
+    # No lm-eval entry for this metric: only the published number, and no missing-entry error.
+    (only,) = judge_vs_baseline(tmp_path, [1, 0], key="exact_match,none", reference="report_b")
+    assert only.verdict == "info" and only.reference == 0.7
+    # A baseline without the published entry: nothing to show, still no error.
+    assert judge_vs_baseline(tmp_path, [1, 0], key="exact_match,none", reference="report_c") == []
 
 
 def test_failure_report_reads_like_a_report() -> None:

@@ -15,6 +15,7 @@ import pytest
 from test_e2e import PYTEST, ROOT
 
 from ckptgate import cli, hubdata
+from ckptgate.errors import CkptgateError
 from ckptgate.suites import load_suite
 from scorers.lm_eval_task import LmEvalTaskScorer
 
@@ -72,6 +73,30 @@ def test_the_qwen3_suite_reads_these_hub_datasets() -> None:
 
 def test_tasks_given_local_data_need_no_download() -> None:
     assert LmEvalTaskScorer(FIXTURES).hub_repos(load_suite("qwen3")) == {}
+    assert LmEvalTaskScorer(FIXTURES).hub_repos(load_suite("qwen3-report")) == {}
+
+
+def test_the_report_suite_reads_these_hub_datasets() -> None:
+    repos = LmEvalTaskScorer().hub_repos(load_suite("qwen3-report"))
+    assert {repo: len(tasks) for repo, tasks in repos.items()} == {
+        "cais/mmlu": 57, "TIGER-Lab/MMLU-Pro": 14, "SaylorTwift/bbh": 27, "Idavidrein/gpqa": 2, "juletxara/mgsm": 11}
+
+
+def test_a_gated_dataset_is_reported_with_what_to_do_and_the_rest_is_kept(cache: Path, tmp_path: Path) -> None:
+    from unittest import mock
+
+    from huggingface_hub.errors import GatedRepoError
+
+    hub = FakeHub(tmp_path / "hf")
+
+    def download(*, repo_id: str, **kwargs: Any) -> str:
+        if repo_id == "Idavidrein/gpqa":
+            raise GatedRepoError("401 Client Error: access to this dataset is restricted", response=mock.Mock())
+        return hub(repo_id=repo_id, **kwargs)
+
+    with pytest.raises(CkptgateError, match=r"Idavidrein/gpqa: gated on the hub - accept its terms.*hf auth login"):
+        hubdata.prefill(["Idavidrein/gpqa", "openai/gsm8k"], download=download, progress=lambda _: None)
+    assert set(hubdata.load_manifest()) == {"openai/gsm8k"}  # fetched before the failure was reported: kept
 
 
 def test_demo_suite_reads_no_hub_dataset() -> None:

@@ -87,7 +87,8 @@ def summary_rows() -> list[results.SummaryRow]:
                                       "delta": 0.3425, "verdict": "info", "stderr": None, "n": 40}),
         results.SummaryRow.from_dict({**base, "metric": "acc_norm,none", "against": "baseline:qwen3-1.7b-base",
                                       "value": 0.72, "reference": 0.5, "delta": 0.22, "verdict": "info",
-                                      "note": "reported by another harness: never gated"}),
+                                      "threshold": "reference: never gated",
+                                      "note": "report_choice (0-shot); reported by another harness: never gated"}),
         results.SummaryRow.from_dict({**base, "checkpoint": "step_0800", "role": "bridge", "metric": "acc,none",
                                       "value": 0.76, "threshold": "report only", "verdict": "info"}),
     ]
@@ -100,20 +101,26 @@ def test_summary_table_format(snapshot: Any) -> None:
             "verdicts": reports.verdict_counts(rows)} == snapshot
 
 
-@pytest.mark.parametrize(
-    "benchmark_id", ["gsm8k_4shot", "gsm8k_cot_8shot", "minerva_math_algebra_4shot", "math_qwen_4shot", "ifeval_0shot",
-                     "mbpp_3shot", "humaneval_0shot"]
-)
-def test_qwen3_prompts_on_fixtures(benchmark_id: str, snapshot: Any) -> None:
-    """First rendered prompt (few-shot included) of the qwen3 suite's tasks, on the local fixtures."""
+QWEN3 = ["gsm8k_4shot", "gsm8k_cot_8shot", "minerva_math_algebra_4shot", "math_qwen_4shot", "ifeval_0shot", "mbpp_3shot",
+         "humaneval_0shot"]
+REPORT = ["mmlu_5shot", "mmlu_pro_5shot_cot", "bbh_3shot_cot", "gpqa_main_5shot_cot", "gpqa_diamond_5shot_cot",
+          "mgsm_8shot_cot"]
+
+
+@pytest.mark.parametrize(("suite_name", "benchmark_id"), [("qwen3", b) for b in QWEN3] + [("qwen3-report", b) for b in REPORT])
+def test_qwen3_prompts_on_fixtures(suite_name: str, benchmark_id: str, snapshot: Any) -> None:
+    """First rendered prompt (few-shot included) of the qwen3 suites' tasks, on the local fixtures;
+    for a group, of its first and its last member task."""
     from scorers.lm_eval_task import LmEvalTaskScorer, load_task
 
-    suite = load_suite("qwen3")
+    suite = load_suite(suite_name)
     bench = next(b for b in suite.benchmarks if b.id == benchmark_id)
     scorer = LmEvalTaskScorer(Path(__file__).parent / "fixtures" / "datasets")
-    loaded = load_task(scorer.task_manager(suite), bench.task)
-    task = next(iter(loaded["tasks"].values()))  # a group's first member task
-    _configure(bench, task, GREEDY | bench.gen_kwargs)
-    task.set_fewshot_seed(seed=SEED)
-    task.build_all_requests(limit=1)
-    assert [list(instance.arguments) for instance in task.instances] == snapshot
+    members = list(load_task(scorer.task_manager(suite), bench.task)["tasks"].values())
+    prompts = {}
+    for task in dict.fromkeys([members[0], members[-1]]):
+        _configure(bench, task, GREEDY | bench.gen_kwargs)
+        task.set_fewshot_seed(seed=SEED)
+        task.build_all_requests(limit=1)
+        prompts[task.task_name] = [list(instance.arguments) for instance in task.instances]
+    assert (prompts if len(members) > 1 else next(iter(prompts.values()))) == snapshot

@@ -82,10 +82,11 @@ def test_missing_required_key(tmp_path: Path) -> None:
 
 
 def test_primary_margin_detect_and_the_stage_bridge(tmp_path: Path) -> None:
-    text = VALID.replace("        min: 0.5\n", "        min: 0.5\n        primary: true\n        margin: 0.01\n        detect: 0.02\n")
+    text = VALID.replace("        min: 0.5\n", "        min: 0.5\n        primary: true\n        margin: 0.01\n        detect: 0.02\n"
+                                              "        reference: report_mmlu\n")
     suite = load_suite(str(write(tmp_path, "bridge: ../stage1/step_50000\n" + text)))
     metric = suite.benchmarks[0].metrics[0]
-    assert (metric.primary, metric.margin, metric.detect) == (True, 0.01, 0.02)
+    assert (metric.primary, metric.margin, metric.detect, metric.reference) == (True, 0.01, 0.02, "report_mmlu")
     assert suite.benchmarks[0].metrics[1].primary is False
     assert suite.bridge == str((tmp_path.parent / "stage1" / "step_50000").resolve())
 
@@ -96,6 +97,7 @@ def test_primary_margin_detect_and_the_stage_bridge(tmp_path: Path) -> None:
         (("        min: 0.5\n", "        min: 0.5\n        primary: yes please\n"), "primary must be true or false"),
         (("        min: 0.5\n", "        min: 0.5\n        margin: -0.1\n"), "margin must be >= 0"),
         (("name: mini\n", "name: mini\nbridge: 3\n"), "bridge must be a checkpoint path"),
+        (("        min: 0.5\n", "        min: 0.5\n        reference: [report_mmlu]\n"), "reference names a baseline entry"),
     ],
 )
 def test_gate_fields_are_validated(tmp_path: Path, edit: tuple[str, str], message: str) -> None:
