@@ -611,6 +611,16 @@ def _check_tokenizer(path: Path) -> list[str]:
 # Fingerprint
 
 
+def parameter_count(path: Path) -> int:
+    """Number of weights in the checkpoint's safetensors files, from their headers (nothing
+    else is read): what the device planner sizes a model by."""
+    total = 0
+    for weight in _inspect(Path(path)).weights:
+        header = json.loads(weight.header)
+        total += sum(math.prod(info["shape"]) for name, info in header.items() if name != "__metadata__")
+    return total
+
+
 def fingerprint(path: Path) -> str:
     """Hex sha256 content fingerprint of the checkpoint at ``path`` (validated first).
 

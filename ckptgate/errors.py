@@ -21,3 +21,7 @@ class SuiteError(CkptgateError):
 
 class BaselineError(CkptgateError):
     """A baseline file is malformed, or names a baseline that does not exist."""
+
+
+class DeviceError(CkptgateError):
+    """The GPUs asked for cannot be used (missing, busy, fewer free than workers)."""

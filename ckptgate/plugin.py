@@ -22,12 +22,12 @@ from typing import Any
 
 import pytest
 
-from ckptgate import gate, hubdata, reports, results
+from ckptgate import devices, gate, hubdata, reports, results
 from ckptgate.backends import BACKENDS, ModelPool, expected_settings, resolve_backend
-from ckptgate.checkpoints import Checkpoint, discover_all
+from ckptgate.checkpoints import Checkpoint, discover_all, parameter_count
 from ckptgate.baselines import BASELINES_DIR, Baseline, load_baseline, measured_from_record, update_baseline
 from ckptgate.cache import cache_root
-from ckptgate.errors import CkptgateError
+from ckptgate.errors import CkptgateError, DeviceError
 from ckptgate.evaluation import Evaluator, Scored
 from ckptgate.pairing import PairingError, item_stderr
 from ckptgate.recordcache import RecordCache
@@ -77,6 +77,8 @@ class GateState:
     baseline_diff: str | None = None  # set when --update-baselines wrote (or kept) the file
     update_baseline: bool = False  # --update-baselines: the baseline is written, not compared with
     datasets: Path | None = None  # --datasets: local dataset copies
+    device: str = "cpu"  # "cpu" or "cuda": what every worker's model runs on
+    devices: devices.Plan | None = None  # the controller's: GPU per worker, notes
     _baseline: Baseline | None = None
 
     def baseline(self) -> Baseline | None:
@@ -99,6 +101,7 @@ class GateState:
             "record_cache": None if self.record_cache is None else str(self.record_cache),
             "update_baseline": self.update_baseline,
             "datasets": None if self.datasets is None else str(self.datasets),
+            "device": self.device,
         }
 
     @classmethod
@@ -114,6 +117,7 @@ class GateState:
             record_cache=None if wire["record_cache"] is None else Path(wire["record_cache"]),
             update_baseline=wire["update_baseline"],
             datasets=None if wire["datasets"] is None else Path(wire["datasets"]),
+            device=wire["device"],
         )
 
     def run_metadata(self) -> dict[str, Any]:
@@ -174,6 +178,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="model backend: auto (hf on CPU), hf or vllm (default: auto).",
     )
     group.addoption(
+        "--gpus",
+        default=None,
+        dest="ckptgate_gpus",
+        metavar="LIST",
+        help="GPU indices the workers may use, e.g. 0,3,5 (default: every free GPU; one per worker).",
+    )
+    group.addoption(
+        "--require-gpu",
+        action="store_true",
+        default=False,
+        dest="ckptgate_require_gpu",
+        help="a usage error when no GPU can be used, instead of running on the CPU (real gate runs).",
+    )
+    group.addoption(
         "--results-dir",
         default="results",
         dest="ckptgate_results_dir",
@@ -231,6 +249,8 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     try:
         state = _worker_state(config) if _is_worker(config) else _controller_state(config)
+        if state is not None and not _is_worker(config):
+            _pin_main_process(config, state)
     except CkptgateError as exc:
         raise pytest.UsageError(str(exc)) from None
     if state is None:
@@ -247,6 +267,46 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.loadgroup = True
     else:
         _force_loadgroup(config)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    state = config.stash.get(_STATE, None)
+    if state is None or state.devices is None:
+        return None
+    gpus = state.devices.gpus
+    where = "CPU" if gpus is None else f"GPU {', '.join(map(str, gpus))} (one per worker, CUDA_VISIBLE_DEVICES)"
+    return [f"ckptgate: device {where}, backend {state.backend}", *(f"ckptgate: {n}" for n in state.devices.notes)]
+
+
+def _worker_count(config: pytest.Config) -> int:
+    """How many processes evaluate: xdist's -n (resolved from "auto" by xdist), else one."""
+    uses_xdist = config.pluginmanager.hasplugin("xdist") and getattr(config.option, "dist", "no") != "no"
+    return max(1, int(getattr(config.option, "numprocesses", 0) or 0)) if uses_xdist else 1
+
+
+def _pin_main_process(config: pytest.Config, state: GateState) -> None:
+    """Without xdist workers this process evaluates: it takes the first planned GPU now, before
+    anything initialises CUDA (xdist workers get theirs at start-up, see _XdistHooks)."""
+    plan = state.devices
+    if plan is not None and plan.gpus is not None and _worker_count(config) == 1:
+        devices.pin_this_process(devices.worker_env(plan.gpus[0], tuple(devices.free_ports(2))))
+
+
+def _check_fits(plan: devices.Plan, checkpoints: list[Checkpoint]) -> None:
+    """Say up front when a checkpoint cannot fit one GPU (tensor_parallel_size=1 is mandated)."""
+    if plan.gpus is None:
+        return
+    smallest = min(plan.memory_mib.values())
+    for ckpt in checkpoints:
+        parameters = parameter_count(ckpt.path)
+        needed = devices.gpus_needed(parameters, smallest)
+        if needed > 1:
+            raise DeviceError(
+                f"{ckpt.label}: {parameters / 1e9:.1f}B parameters ({parameters * 2 / 2**30:.0f} GiB in bf16) need "
+                f"{needed} GPUs of {smallest / 1024:.0f} GiB, but ckptgate runs one GPU per model "
+                "(tensor_parallel_size=1, seed 002: results are reproducible only without tensor parallelism); "
+                "use GPUs with more memory"
+            )
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -269,6 +329,8 @@ def _controller_state(config: pytest.Config) -> GateState | None:
         raise CkptgateError(f"--limit must be a positive number of documents, got {opt.ckptgate_limit}")
     if not 0 < opt.ckptgate_alpha < 1:
         raise CkptgateError(f"--alpha must be between 0 and 1, got {opt.ckptgate_alpha}")
+    plan = devices.plan(devices.inventory(), workers=_worker_count(config),
+                        requested=devices.parse_gpus(opt.ckptgate_gpus), require_gpu=opt.ckptgate_require_gpu)
     backend = resolve_backend(opt.ckptgate_backend)
     suite = load_suite(opt.ckptgate_suite)
     datasets = _datasets_dir(opt.ckptgate_datasets)
@@ -281,6 +343,7 @@ def _controller_state(config: pytest.Config) -> GateState | None:
         candidates = discover_all(_expand_demo(specs, "series"))
         bridge_ckpts = discover_all(_expand_demo(bridges, "bridge"), role="bridge") if bridges else []
     _reject_overlap(candidates, bridge_ckpts)
+    _check_fits(plan, candidates + bridge_ckpts)
     if opt.ckptgate_update_baselines and (baseline is None or len(candidates) != 1):
         raise CkptgateError(
             "--update-baselines writes one reference model's numbers: give exactly one --checkpoint "
@@ -297,6 +360,8 @@ def _controller_state(config: pytest.Config) -> GateState | None:
         record_cache=_record_cache(opt.ckptgate_record_cache),
         update_baseline=opt.ckptgate_update_baselines,
         datasets=datasets,
+        device=plan.device,
+        devices=plan,
     )
 
 
@@ -496,11 +561,11 @@ def _check_suite_covered(session: pytest.Session, state: GateState, gate_items: 
 def evaluator(pytestconfig: pytest.Config) -> Iterator[Evaluator]:
     state = pytestconfig.stash[_STATE]
     workers = pytestconfig.workerinput["workercount"] if _is_worker(pytestconfig) else 1  # type: ignore[attr-defined]
-    pool = ModelPool(backend=state.backend, processes=workers, max_model_len=state.suite.max_model_len)
+    pool = ModelPool(backend=state.backend, device=state.device, processes=workers, max_model_len=state.suite.max_model_len)
     scorer, _ = _data_scorer(state.suite, state.datasets)
     cache = None
     if state.record_cache is not None:
-        settings = expected_settings(state.backend, workers, state.suite.max_model_len)
+        settings = expected_settings(state.backend, state.device, workers, state.suite.max_model_len)
         cache = RecordCache(state.record_cache, state.suite, state.limit, settings,
                             local_data=lambda task: scorer.data_digest(task, suite_task_manager(state.suite)))
     yield Evaluator(pool, scorer, state.suite, state.limit, cache)
@@ -659,6 +724,18 @@ class _XdistHooks:
 
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput[WIRE_KEY] = self.state.to_wire()
+
+    def pytest_xdist_setupnodes(self, config: pytest.Config, specs: list[Any]) -> None:
+        """Give each worker its environment at start-up, before it can initialise CUDA: its own
+        GPU (CUDA_VISIBLE_DEVICES, PCI bus order) and its own ports. execnet sets a spec's env
+        in the new interpreter before xdist's worker code (and so anything of ours) runs."""
+        plan = self.state.devices
+        gpus = None if plan is None else plan.gpus
+        if gpus is not None and len(gpus) < len(specs):
+            raise DeviceError(f"{len(specs)} workers but {len(gpus)} GPU(s) planned for them")
+        ports = devices.free_ports(2 * len(specs))
+        for i, spec in enumerate(specs):
+            spec.env.update(devices.worker_env(None if gpus is None else gpus[i], (ports[2 * i], ports[2 * i + 1])))
 
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         output = getattr(node, "workeroutput", None) or {}

@@ -40,7 +40,8 @@ class ModelSession:
 
 
 def resolve_backend(requested: str) -> str:
-    """``auto`` is the hf backend until the vLLM backend lands (on CPU it stays hf)."""
+    """``auto`` is the hf backend (on the planned device) until the vLLM backend lands; on the
+    CPU it stays hf."""
     if requested not in BACKENDS:
         raise CkptgateError(f"unknown backend {requested!r}; choose one of {', '.join(BACKENDS)}")
     if requested == "vllm":
@@ -51,23 +52,24 @@ def resolve_backend(requested: str) -> str:
     return "hf"
 
 
-def expected_settings(backend: str, processes: int = 1, max_model_len: int | None = None) -> dict[str, Any]:
+def expected_settings(backend: str, device: str, processes: int = 1, max_model_len: int | None = None) -> dict[str, Any]:
     """The settings a load would use, known without loading: part of the record cache's key.
     Thread counts are left out: they do not change the numbers."""
     from ckptgate.backends import hf
 
-    settings = hf.settings_for(hf.device(), processes, max_model_len)
+    settings = hf.settings_for(device, processes, max_model_len)
     return {"backend": backend, **{k: v for k, v in settings.items() if k != "torch_threads"}}
 
 
 def open_session(
-    checkpoint: Checkpoint, backend: str, processes: int = 1, max_model_len: int | None = None
+    checkpoint: Checkpoint, backend: str, device: str, processes: int = 1, max_model_len: int | None = None
 ) -> ModelSession:
-    """Load ``checkpoint``; ``processes`` is how many evaluating processes share this host."""
+    """Load ``checkpoint`` on ``device`` ("cpu", "cuda": the worker's pinned GPU); ``processes``
+    is how many evaluating processes share this host."""
     from ckptgate.backends import hf
 
     started = time.perf_counter()
-    lm, settings = hf.load(checkpoint, processes, max_model_len)
+    lm, settings = hf.load(checkpoint, device, processes, max_model_len)
     return ModelSession(
         checkpoint=checkpoint,
         backend=backend,
@@ -82,6 +84,7 @@ class ModelPool:
     """One model at a time per process, reused while consecutive tests ask for it."""
 
     backend: str
+    device: str = "cpu"
     processes: int = 1
     max_model_len: int | None = None
     loads: Counter[str] = field(default_factory=Counter)
@@ -92,7 +95,7 @@ class ModelPool:
         if current is not None and current.checkpoint == checkpoint:
             return current
         self.close()
-        self._current = open_session(checkpoint, self.backend, self.processes, self.max_model_len)
+        self._current = open_session(checkpoint, self.backend, self.device, self.processes, self.max_model_len)
         self.loads[checkpoint.label] += 1
         return self._current
 

@@ -16,10 +16,6 @@ SEED = 42
 CPU_BATCH_SIZE = 32
 
 
-def device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def cpu_threads(processes: int) -> int:
     """This process's share of the CPU cores when ``processes`` evaluate side by side: xdist
     workers must not oversubscribe the cores (two workers with a full-size torch thread pool
@@ -40,10 +36,12 @@ def settings_for(dev: str, processes: int = 1, max_model_len: int | None = None)
     }
 
 
-def load(checkpoint: Checkpoint, processes: int = 1, max_model_len: int | None = None) -> tuple[HFLM, dict[str, Any]]:
-    """Load ``checkpoint`` into lm-eval's HFLM; ``processes`` evaluate on this host at once;
-    ``max_model_len`` caps prompt + generation like vLLM's setting of that name (HFLM max_length)."""
-    settings = settings_for(device(), processes, max_model_len)
+def load(checkpoint: Checkpoint, device: str = "cpu", processes: int = 1,
+         max_model_len: int | None = None) -> tuple[HFLM, dict[str, Any]]:
+    """Load ``checkpoint`` into lm-eval's HFLM on ``device`` (the planner's: "cuda" is the one GPU
+    this worker sees); ``processes`` evaluate on this host at once; ``max_model_len`` caps prompt
+    + generation like vLLM's setting of that name (HFLM max_length)."""
+    settings = settings_for(device, processes, max_model_len)
     if settings["torch_threads"] is not None:
         torch.set_num_threads(settings["torch_threads"])
     torch.manual_seed(SEED)

@@ -1,0 +1,165 @@
+"""GPU inventory and planning through a fake NVML (free, busy, orphaned, mixed, none, no NVML),
+model-size planning, and each real xdist worker pinned to its own GPU at start-up."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from test_e2e import PYTEST, ROOT
+
+from ckptgate import devices
+from ckptgate.errors import DeviceError
+
+FAKE_NVML_DIR = Path(__file__).resolve().parent / "fake_nvml"
+
+
+def fake_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("fake_pynvml", FAKE_NVML_DIR / "pynvml.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def nvml(*gpus: dict[str, Any], error: str | None = None) -> Any:
+    return fake_module().FakeNvml(list(gpus), error)
+
+
+FREE = {"used_mib": 300}
+BUSY = {"used_mib": 40000, "processes": [{"pid": os.getpid(), "used_mib": 39000}]}  # a live, parented process
+
+
+def test_free_and_busy_gpus_are_told_apart_and_nvml_is_shut_down() -> None:
+    fake = nvml(FREE, BUSY, {"used_mib": 5000})  # the third: memory held, no process listed
+    inv = devices.inventory(fake)
+    assert [g.free for g in inv.gpus] == [True, False, False] and fake.initialised == 0
+    assert inv.gpus[0].total_mib == 81559 and inv.gpus[0].name == "NVIDIA H100 80GB HBM3"
+    assert inv.gpus[1].processes[0].pid == os.getpid() and not inv.gpus[1].processes[0].orphaned
+    plan = devices.plan(inv, workers=1)
+    assert plan.gpus == (0,) and plan.device == "cuda"
+    assert any("GPU 1 is busy, skipped" in n for n in plan.notes) and any("GPU 2 is busy" in n for n in plan.notes)
+
+
+def test_all_free_gpus_by_default_one_per_worker() -> None:
+    plan = devices.plan(devices.inventory(nvml(FREE, FREE, FREE)), workers=2)
+    assert plan.gpus == (0, 1) and plan.memory_mib == {0: 81559, 1: 81559}
+
+
+def test_more_workers_than_free_gpus_is_a_usage_error_saying_how_many_are_free() -> None:
+    with pytest.raises(DeviceError, match=r"8 worker\(s\) need one free GPU each, but 2 are free \(0, 2\): use -n 2"):
+        devices.plan(devices.inventory(nvml(FREE, BUSY, FREE)), workers=8)
+
+
+def test_gpus_option_picks_and_refuses_busy_or_missing_ones() -> None:
+    inv = devices.inventory(nvml(FREE, BUSY, FREE, FREE))
+    assert devices.plan(inv, workers=2, requested=[3, 0]).gpus == (3, 0)
+    with pytest.raises(DeviceError, match=r"busy GPU\(s\): GPU 1: PID"):
+        devices.plan(inv, workers=1, requested=[1])
+    with pytest.raises(DeviceError, match="no GPU 7 on this machine"):
+        devices.plan(inv, workers=1, requested=[7])
+    with pytest.raises(DeviceError, match="of the GPUs given with --gpus are free"):
+        devices.plan(inv, workers=3, requested=[0, 2])
+    assert devices.parse_gpus("0,3,5") == [0, 3, 5] and devices.parse_gpus(None) is None
+    for bad in ("0,a", "1,1", "-1", ","):
+        with pytest.raises(DeviceError, match="--gpus"):
+            devices.parse_gpus(bad)
+
+
+def test_no_gpu_or_no_nvml_runs_on_the_cpu_unless_a_gpu_is_required() -> None:
+    for inv in (devices.inventory(nvml()), devices.inventory(nvml(error="NVML Shared Library Not Found"))):
+        plan = devices.plan(inv, workers=2)
+        assert plan.gpus is None and plan.device == "cpu" and "running on the CPU" in plan.notes[-1]
+        with pytest.raises(DeviceError, match="--require-gpu asks for GPUs, but none can be used"):
+            devices.plan(inv, workers=1, require_gpu=True)
+    assert "Library Not Found" in devices.inventory(nvml(error="NVML Shared Library Not Found")).reason
+
+
+def test_orphaned_holder_is_reported_with_its_pid_and_how_to_end_it(tmp_path: Path) -> None:
+    proc = tmp_path / "proc"
+    for pid, ppid in ((4242, 1), (4343, 999), (4444, 77), (77, 1)):
+        (proc / str(pid)).mkdir(parents=True)
+        (proc / str(pid) / "stat").write_text(f"{pid} (python (worker)) S {ppid} 1 1 0 -1\n")
+    assert devices._orphaned(4242, proc) and devices._orphaned(4343, proc)  # init's child; parent gone
+    assert not devices._orphaned(4444, proc) and not devices._orphaned(5555, proc)  # parent alive; not visible
+    zombie = devices.Gpu(0, "H100", "00:10", 81559, 20000, (devices.GpuProcess(4242, 19000, True, "python train.py"),))
+    plan = devices.plan(devices.Inventory((zombie, devices.Gpu(1, "H100", "00:11", 81559, 0))), workers=1)
+    assert plan.gpus == (1,)
+    assert any("orphaned PID 4242 (python train.py)" in n and "`kill 4242`" in n and "does not kill" in n
+               for n in plan.notes)
+
+
+@pytest.mark.parametrize(
+    ("parameters", "total_gib", "needed"),
+    [(1_000_000_000, 24, 1), (3_000_000_000, 80, 1), (8_000_000_000, 80, 1), (8_000_000_000, 24, 2),
+     (70_000_000_000, 80, 4)],
+)
+def test_model_size_planning_matches_seed_001(parameters: int, total_gib: int, needed: int) -> None:
+    assert devices.gpus_needed(parameters, total_gib * 1024) == needed
+
+
+def test_a_checkpoint_too_big_for_one_gpu_is_refused_before_anything_loads(demo_root: Path, tmp_path: Path) -> None:
+    spec = tmp_path / "gpus.json"
+    spec.write_text(json.dumps([{"total_mib": 1, "used_mib": 0}]))  # a 1 MiB GPU: the demo model cannot fit
+    proc = pinned_run(spec, tmp_path, "--checkpoint", str(demo_root / "step_0800"))
+    assert proc.returncode == 4, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "need" in proc.stderr and "tensor_parallel_size=1" in proc.stderr
+
+
+PROBE = '''
+import json, os
+from pathlib import Path
+
+def test_probe():
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    keys = ("CUDA_DEVICE_ORDER", "CUDA_VISIBLE_DEVICES", "MASTER_PORT", "VLLM_PORT")
+    out = Path.cwd() / "probe"
+    out.mkdir(exist_ok=True)
+    (out / f"{worker}.json").write_text(json.dumps({k: os.environ.get(k) for k in keys}))
+'''
+
+
+def pinned_run(spec: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """pytest with ckptgate, seeing the fake GPUs of ``spec`` in the controller and workers."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FAKE_NVML_DIR), str(ROOT)]),
+           "CKPTGATE_FAKE_NVML": str(spec), "HF_HUB_OFFLINE": "1"}
+    for key in (*devices.PINNED_ENV, "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        env.pop(key, None)  # not inherited from an outer xdist run of this test
+    return subprocess.run([PYTEST, "-p", "no:cacheprovider", *args],
+                          cwd=tmp_path, capture_output=True, text=True, env=env, check=False)
+
+
+def test_each_xdist_worker_starts_pinned_to_its_own_gpu_and_ports(demo_root: Path, tmp_path: Path) -> None:
+    spec = tmp_path / "gpus.json"
+    spec.write_text(json.dumps([FREE, BUSY, FREE, FREE]))
+    (tmp_path / "test_probe.py").write_text(PROBE.replace("def test_probe", "def test_probe_a") +
+                                            PROBE.replace("def test_probe", "def test_probe_b"))
+    proc = pinned_run(spec, tmp_path, "-n", "3", "test_probe.py", "--checkpoint", str(demo_root / "step_0800"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "ckptgate: device GPU 0, 2, 3 (one per worker" in proc.stdout and "GPU 1 is busy, skipped" in proc.stdout
+    seen = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "probe").glob("gw*.json")}
+    assert seen, proc.stdout[-2000:]
+    assert all(env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID" for env in seen.values())
+    by_worker = {worker: env["CUDA_VISIBLE_DEVICES"] for worker, env in seen.items()}
+    assert {"gw0": "0", "gw1": "2", "gw2": "3"}.items() >= by_worker.items()  # its own GPU, in plan order
+    ports = [env[k] for env in seen.values() for k in ("MASTER_PORT", "VLLM_PORT")]
+    assert len(set(ports)) == len(ports)  # no two workers share a port
+    # Without xdist the main process evaluates: it takes the first free GPU itself.
+    proc = pinned_run(spec, tmp_path, "test_probe.py", "--checkpoint", str(demo_root / "step_0800"))
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert json.loads((tmp_path / "probe" / "main.json").read_text())["CUDA_VISIBLE_DEVICES"] == "0"
+
+
+def test_more_workers_than_free_gpus_stops_before_any_test_runs(demo_root: Path, tmp_path: Path) -> None:
+    spec = tmp_path / "gpus.json"
+    spec.write_text(json.dumps([FREE, BUSY]))
+    (tmp_path / "test_probe.py").write_text(PROBE)
+    proc = pinned_run(spec, tmp_path, "-n", "2", "test_probe.py", "--checkpoint", str(demo_root / "step_0800"))
+    assert proc.returncode == 4 and "but 1 are free (0): use -n 1" in proc.stderr
+    assert not (tmp_path / "probe").exists()
