@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from ckptgate import devices, gate, hubdata, reports, results
+from ckptgate import devices, gate, hubdata, reports, results, scheduling
 from ckptgate.backends import BACKENDS, ModelPool, expected_settings, resolve_backend
 from ckptgate.checkpoints import Checkpoint, discover_all, parameter_count
 from ckptgate.baselines import BASELINES_DIR, Baseline, load_baseline, measured_from_record, update_baseline
@@ -40,6 +40,7 @@ from scorers.packaged_data import PACKAGED
 DEMO = "demo"
 WIRE_KEY = "ckptgate"
 _STATE = pytest.StashKey["GateState"]()
+_GROUP = pytest.StashKey[str]()  # an item's work group (see ckptgate.scheduling)
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,8 @@ class GateState:
     alpha: float = 0.05
     record_cache: Path | None = None
     rows: list[results.SummaryRow] = field(default_factory=list)
-    labels_by_worker: dict[str, set[str]] = field(default_factory=dict)
+    groups_by_worker: dict[str, set[str]] = field(default_factory=dict)  # work groups each worker ran
+    weights: dict[str, float] = field(default_factory=dict)  # checkpoint label -> cost of one benchmark
     loads: Counter[str] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.time)
@@ -102,6 +104,7 @@ class GateState:
             "update_baseline": self.update_baseline,
             "datasets": None if self.datasets is None else str(self.datasets),
             "device": self.device,
+            "weights": self.weights,
         }
 
     @classmethod
@@ -118,6 +121,7 @@ class GateState:
             update_baseline=wire["update_baseline"],
             datasets=None if wire["datasets"] is None else Path(wire["datasets"]),
             device=wire["device"],
+            weights=wire["weights"],
         )
 
     def run_metadata(self) -> dict[str, Any]:
@@ -362,6 +366,7 @@ def _controller_state(config: pytest.Config) -> GateState | None:
         datasets=datasets,
         device=plan.device,
         devices=plan,
+        weights={c.label: float(parameter_count(c.path)) for c in candidates + bridge_ckpts},
     )
 
 
@@ -515,10 +520,14 @@ def pytest_collection_modifyitems(
     # Bridges first: their records are what every candidate is compared with.
     order = {c.label: (c.role != "bridge", i) for i, c in enumerate(state.checkpoints)}
     runnable.sort(key=lambda item: order[_case(item).checkpoint.label])  # type: ignore[union-attr]
+    workers = config.workerinput["workercount"] if _is_worker(config) else 1  # type: ignore[attr-defined]
+    groups = scheduling.work_groups(
+        [(item.nodeid, _case(item).checkpoint.label) for item in runnable], state.weights, workers)  # type: ignore[union-attr]
     for item in runnable:
         case = _case(item)
         assert case is not None
-        item.add_marker(pytest.mark.xdist_group(name=case.checkpoint.label))
+        item.stash[_GROUP] = groups[item.nodeid]  # xdist appends "@group" to node ids after this hook
+        item.add_marker(pytest.mark.xdist_group(name=item.stash[_GROUP]))
         for tag in case.benchmark.tags:
             item.add_marker(tag)
     others = [item for item in items if not item.get_closest_marker("gate")]
@@ -592,9 +601,10 @@ class BenchmarkRun:
 def benchmark_run(benchmark_case: Case, evaluator: Evaluator, request: pytest.FixtureRequest) -> BenchmarkRun:
     state = request.config.stash[_STATE]
     bench, ckpt = benchmark_case.benchmark, benchmark_case.checkpoint
-    state.labels_by_worker.setdefault(state.worker, set()).add(ckpt.label)
+    group = request.node.stash[_GROUP]
+    state.groups_by_worker.setdefault(state.worker, set()).add(group)
     try:
-        run = _evaluate(state, evaluator, benchmark_case, request.session)
+        run = _evaluate(state, evaluator, benchmark_case, request.session, group)
     except CkptgateError as exc:
         _record(state, ckpt, bench, gate.error_checks(bench, str(exc)))
         pytest.fail(str(exc), pytrace=False)
@@ -604,9 +614,9 @@ def benchmark_run(benchmark_case: Case, evaluator: Evaluator, request: pytest.Fi
     return run
 
 
-def _evaluate(state: GateState, evaluator: Evaluator, case: Case, session: pytest.Session) -> BenchmarkRun:
+def _evaluate(state: GateState, evaluator: Evaluator, case: Case, session: pytest.Session, group: str) -> BenchmarkRun:
     bench, ckpt = case.benchmark, case.checkpoint
-    planned = lambda: _planned(session, ckpt)  # noqa: E731
+    planned = lambda: _planned(session, group)  # noqa: E731
     bridges = [b for b in state.checkpoints if b.role == "bridge"] if ckpt.role == "candidate" else []
     scored = evaluator.reference(ckpt, bench, planned) if ckpt.role == "bridge" else evaluator.score(ckpt, bench, planned)
     # After the candidate: its first test scored all its benchmarks, so loading a bridge here (when
@@ -681,11 +691,11 @@ def _run_settings(state: GateState, bench: Benchmark, scored: Scored) -> dict[st
     }
 
 
-def _planned(session: pytest.Session, checkpoint: Checkpoint) -> list[Benchmark]:
-    """The benchmarks this process runs on ``checkpoint``: its selected items (all on one
-    worker under loadgroup), in run order."""
-    cases = (_case(item) for item in session.items)
-    return [c.benchmark for c in cases if c is not None and c.checkpoint.label == checkpoint.label]
+def _planned(session: pytest.Session, group: str) -> list[Benchmark]:
+    """The benchmarks this process runs in work ``group`` (one checkpoint's, or a share of them
+    when it is split over workers): the group's selected items, all on one worker, in run order."""
+    cases = (_case(item) for item in session.items if item.stash.get(_GROUP, None) == group)
+    return [c.benchmark for c in cases if c is not None]
 
 
 def _policy(state: GateState, session: pytest.Session) -> gate.Policy:
@@ -725,6 +735,12 @@ class _XdistHooks:
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput[WIRE_KEY] = self.state.to_wire()
 
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        """loadgroup, with each checkpoint's work groups handed out longest first."""
+        if getattr(config.option, "dist", "no") != "loadgroup":
+            return None
+        return scheduling.CheckpointScheduling(config, log, self.state.weights)
+
     def pytest_xdist_setupnodes(self, config: pytest.Config, specs: list[Any]) -> None:
         """Give each worker its environment at start-up, before it can initialise CUDA: its own
         GPU (CUDA_VISIBLE_DEVICES, PCI bus order) and its own ports. execnet sets a spec's env
@@ -744,7 +760,7 @@ class _XdistHooks:
             return
         data = json.loads(payload)
         self.state.rows.extend(results.SummaryRow.from_dict(r) for r in data["rows"])
-        self.state.labels_by_worker[data["worker"]] = set(data["labels"])
+        self.state.groups_by_worker[data["worker"]] = set(data["groups"])
         self.state.loads.update(data["loads"])
         if data["family_size"] is not None:
             self.state.family_size = max(self.state.family_size or 0, data["family_size"])
@@ -764,7 +780,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             {
                 "worker": state.worker,
                 "rows": [r.to_dict() for r in state.rows],
-                "labels": sorted(state.labels_by_worker.get(state.worker, set())),
+                "groups": sorted(state.groups_by_worker.get(state.worker, set())),
                 "loads": dict(state.loads),
                 "family_size": state.family_size,
             }
@@ -797,21 +813,24 @@ def _update_baseline(state: GateState) -> str:
 
 
 def _grouping_problems(state: GateState) -> list[str]:
-    """Self-check: every checkpoint ran on one worker and was loaded once there."""
+    """Self-check: every work group ran on one worker, and each checkpoint was loaded at most
+    once per group (once, unless it was split over idle workers)."""
     problems = []
     workers_of: dict[str, list[str]] = {}
-    for worker, labels in state.labels_by_worker.items():
-        for label in labels:
-            workers_of.setdefault(label, []).append(worker)
-    for label, workers in sorted(workers_of.items()):
+    for worker, groups in state.groups_by_worker.items():
+        for group in groups:
+            workers_of.setdefault(group, []).append(worker)
+    for group, workers in sorted(workers_of.items()):
         if len(workers) > 1:
             problems.append(
-                f"checkpoint {label} ran on {len(workers)} workers ({', '.join(sorted(workers))}): "
+                f"work group {group} ran on {len(workers)} workers ({', '.join(sorted(workers))}): "
                 "xdist did not group its tests (is pytest>=9.2 installed? see pytest-xdist issue 1386)"
             )
+    groups_of = Counter(scheduling.label_of(group) for group in workers_of)
     for label, count in sorted(state.loads.items()):
-        if count > 1:
-            problems.append(f"checkpoint {label} was loaded {count} times; tests were not kept together")
+        if count > max(1, groups_of[label]):
+            problems.append(f"checkpoint {label} was loaded {count} times for {groups_of[label]} work group(s); "
+                            "tests were not kept together")
     return problems
 
 
