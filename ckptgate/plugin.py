@@ -179,7 +179,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="auto",
         choices=BACKENDS,
         dest="ckptgate_backend",
-        help="model backend: auto (hf on CPU), hf or vllm (default: auto).",
+        help="model backend: auto (vLLM on GPUs when installed, else hf), hf or vllm (default: auto).",
     )
     group.addoption(
         "--gpus",
@@ -335,7 +335,7 @@ def _controller_state(config: pytest.Config) -> GateState | None:
         raise CkptgateError(f"--alpha must be between 0 and 1, got {opt.ckptgate_alpha}")
     plan = devices.plan(devices.inventory(), workers=_worker_count(config),
                         requested=devices.parse_gpus(opt.ckptgate_gpus), require_gpu=opt.ckptgate_require_gpu)
-    backend = resolve_backend(opt.ckptgate_backend)
+    backend = resolve_backend(opt.ckptgate_backend, plan.device)
     suite = load_suite(opt.ckptgate_suite)
     datasets = _datasets_dir(opt.ckptgate_datasets)
     scorer, missing = _data_scorer(suite, datasets)

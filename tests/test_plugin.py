@@ -49,7 +49,7 @@ def test_benchmark_tests_without_checkpoint(pytester: pytest.Pytester) -> None:
     [
         (["--suite", "no-such-suite"], "unknown suite 'no-such-suite'"),
         (["--limit", "0"], "--limit must be a positive number"),
-        (["--backend", "vllm"], "--backend vllm is not available yet"),
+        (["--backend", "vllm"], "--backend vllm needs vLLM in this environment"),
         (["--baseline", "no-such-model"], "unknown baseline 'no-such-model'"),
         (["--alpha", "1.5"], "--alpha must be between 0 and 1"),
         (["--update-baselines"], "--update-baselines writes one reference model's numbers"),

