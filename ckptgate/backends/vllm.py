@@ -63,7 +63,7 @@ def _batch_invariant_supported() -> bool:
     """vLLM's batch-invariant mode (same numbers whatever the batch) exists from 0.11 on, as the
     VLLM_BATCH_INVARIANT switch; older versions lack it."""
     try:
-        import vllm.envs as envs
+        from vllm import envs
     except ImportError:
         return False
     return "VLLM_BATCH_INVARIANT" in getattr(envs, "environment_variables", {})
