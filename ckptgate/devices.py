@@ -152,22 +152,27 @@ def plan(inv: Inventory, *, workers: int, requested: Sequence[int] | None = None
                              f"(it has {len(inv.gpus)}: {', '.join(str(g.index) for g in inv.gpus)})")
         busy = [by_index[i] for i in requested if not by_index[i].free]
         if busy:
-            raise DeviceError("--gpus names busy GPU(s): " + "; ".join(f"GPU {g.index}: {g.why_busy()}" for g in busy)
-                             + ("\n" + "\n".join(notes) if notes else ""))
+            raise DeviceError(_with_notes("--gpus names busy GPU(s): "
+                                          + "; ".join(f"GPU {g.index}: {g.why_busy()}" for g in busy), notes))
         candidates = [by_index[i] for i in requested]
     else:
         candidates = [gpu for gpu in inv.gpus if gpu.free]
         notes += [f"GPU {gpu.index} is busy, skipped: {gpu.why_busy()}" for gpu in inv.gpus if not gpu.free]
     if workers > len(candidates):
-        raise DeviceError(
+        raise DeviceError(_with_notes(
             f"{workers} worker(s) need one free GPU each, but {len(candidates)} "
             f"{'of the GPUs given with --gpus are' if requested else 'are'} free"
             + (f" ({', '.join(str(g.index) for g in candidates)})" if candidates else "")
-            + f": use -n {len(candidates)}" + (" or free a GPU" if len(candidates) < len(inv.gpus) else "")
-            + ("\n" + "\n".join(notes) if notes else "")
-        )
+            + f": use -n {len(candidates)}" + (" or free a GPU" if len(candidates) < len(inv.gpus) else ""),
+            notes,
+        ))
     chosen = candidates[:workers]
     return Plan(tuple(g.index for g in chosen), tuple(notes), {g.index: g.total_mib for g in chosen})
+
+
+def _with_notes(message: str, notes: Sequence[str]) -> str:
+    """An error message followed by what the inventory noticed (orphaned holders, busy GPUs)."""
+    return "\n".join([message, *notes])
 
 
 def parse_gpus(text: str | None) -> list[int] | None:

@@ -283,7 +283,10 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 
 
 def _worker_count(config: pytest.Config) -> int:
-    """How many processes evaluate: xdist's -n (resolved from "auto" by xdist), else one."""
+    """How many processes evaluate: on a worker, xdist's count; on the controller, xdist's -n
+    (resolved from "auto" by xdist), else one."""
+    if _is_worker(config):
+        return int(config.workerinput["workercount"])  # type: ignore[attr-defined]
     uses_xdist = config.pluginmanager.hasplugin("xdist") and getattr(config.option, "dist", "no") != "no"
     return max(1, int(getattr(config.option, "numprocesses", 0) or 0)) if uses_xdist else 1
 
@@ -296,17 +299,18 @@ def _pin_main_process(config: pytest.Config, state: GateState) -> None:
         devices.pin_this_process(devices.worker_env(plan.gpus[0], tuple(devices.free_ports(2))))
 
 
-def _check_fits(plan: devices.Plan, checkpoints: list[Checkpoint]) -> None:
-    """Say up front when a checkpoint cannot fit one GPU (tensor_parallel_size=1 is mandated)."""
+def _check_fits(plan: devices.Plan, parameters_of: dict[str, int]) -> None:
+    """Say up front when a checkpoint (label -> parameter count) cannot fit one GPU
+    (tensor_parallel_size=1 is mandated)."""
     if plan.gpus is None:
         return
     smallest = min(plan.memory_mib.values())
-    for ckpt in checkpoints:
-        parameters = parameter_count(ckpt.path)
+    for label, parameters in parameters_of.items():
         needed = devices.gpus_needed(parameters, smallest)
         if needed > 1:
+            weights_gib = parameters * devices.SERVING_BYTES["bfloat16"] / 2**30
             raise DeviceError(
-                f"{ckpt.label}: {parameters / 1e9:.1f}B parameters ({parameters * 2 / 2**30:.0f} GiB in bf16) need "
+                f"{label}: {parameters / 1e9:.1f}B parameters ({weights_gib:.0f} GiB in bf16) need "
                 f"{needed} GPUs of {smallest / 1024:.0f} GiB, but ckptgate runs one GPU per model "
                 "(tensor_parallel_size=1, seed 002: results are reproducible only without tensor parallelism); "
                 "use GPUs with more memory"
@@ -347,7 +351,8 @@ def _controller_state(config: pytest.Config) -> GateState | None:
         candidates = discover_all(_expand_demo(specs, "series"))
         bridge_ckpts = discover_all(_expand_demo(bridges, "bridge"), role="bridge") if bridges else []
     _reject_overlap(candidates, bridge_ckpts)
-    _check_fits(plan, candidates + bridge_ckpts)
+    parameters_of = {c.label: parameter_count(c.path) for c in candidates + bridge_ckpts}  # sizes the plan, orders work
+    _check_fits(plan, parameters_of)
     if opt.ckptgate_update_baselines and (baseline is None or len(candidates) != 1):
         raise CkptgateError(
             "--update-baselines writes one reference model's numbers: give exactly one --checkpoint "
@@ -366,7 +371,7 @@ def _controller_state(config: pytest.Config) -> GateState | None:
         datasets=datasets,
         device=plan.device,
         devices=plan,
-        weights={c.label: float(parameter_count(c.path)) for c in candidates + bridge_ckpts},
+        weights={label: float(n) for label, n in parameters_of.items()},
     )
 
 
@@ -520,9 +525,8 @@ def pytest_collection_modifyitems(
     # Bridges first: their records are what every candidate is compared with.
     order = {c.label: (c.role != "bridge", i) for i, c in enumerate(state.checkpoints)}
     runnable.sort(key=lambda item: order[_case(item).checkpoint.label])  # type: ignore[union-attr]
-    workers = config.workerinput["workercount"] if _is_worker(config) else 1  # type: ignore[attr-defined]
     groups = scheduling.work_groups(
-        [(item.nodeid, _case(item).checkpoint.label) for item in runnable], state.weights, workers)  # type: ignore[union-attr]
+        [(item.nodeid, _case(item).checkpoint.label) for item in runnable], state.weights, _worker_count(config))  # type: ignore[union-attr]
     for item in runnable:
         case = _case(item)
         assert case is not None
@@ -569,7 +573,7 @@ def _check_suite_covered(session: pytest.Session, state: GateState, gate_items: 
 @pytest.fixture(scope="session")
 def evaluator(pytestconfig: pytest.Config) -> Iterator[Evaluator]:
     state = pytestconfig.stash[_STATE]
-    workers = pytestconfig.workerinput["workercount"] if _is_worker(pytestconfig) else 1  # type: ignore[attr-defined]
+    workers = _worker_count(pytestconfig)
     pool = ModelPool(backend=state.backend, device=state.device, processes=workers, max_model_len=state.suite.max_model_len)
     scorer, _ = _data_scorer(state.suite, state.datasets)
     cache = None
