@@ -3,7 +3,6 @@ sandboxed MBPP/HumanEval metric functions on fixed completions."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from helpers_modules import load_module
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -21,11 +21,7 @@ FIXTURES = ROOT / "tests" / "fixtures" / "datasets"
 
 
 def code_utils() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("qwen3_code_utils", ROOT / "evaltests" / "tasks" / "qwen3" / "code_utils.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module("qwen3_code_utils", ROOT / "evaltests" / "tasks" / "qwen3" / "code_utils.py")
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,6 @@ model-size planning, and each real xdist worker pinned to its own GPU at start-u
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,6 +11,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from helpers_modules import load_module
 from test_e2e import PYTEST, ROOT
 
 from ckptgate import devices
@@ -21,11 +21,7 @@ FAKE_NVML_DIR = Path(__file__).resolve().parent / "fake_nvml"
 
 
 def fake_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fake_pynvml", FAKE_NVML_DIR / "pynvml.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module("fake_pynvml", FAKE_NVML_DIR / "pynvml.py")
 
 
 def nvml(*gpus: dict[str, Any], error: str | None = None) -> Any:

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from helpers_modules import load_module
 
 TASKS = Path(__file__).resolve().parent.parent / "evaltests" / "tasks" / "qwen3"
 
 
 def load_utils() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("qwen3_task_utils", TASKS / "utils.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module("qwen3_task_utils", TASKS / "utils.py")
 
 
 DOC = {"problem": "Simplify $\\frac{6}{8}$.", "solution": "Divide by 2: $\\boxed{\\frac{3}{4}}$."}

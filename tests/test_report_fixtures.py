@@ -4,21 +4,18 @@ each has the rows its task's few-shot count needs."""
 from __future__ import annotations
 
 import functools
-import importlib.util
 import re
 from pathlib import Path
 from types import ModuleType
+
+from helpers_modules import load_module
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 @functools.cache
 def generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("report_fixtures", FIXTURES / "report_fixtures.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module("report_fixtures", FIXTURES / "report_fixtures.py")
 
 
 def test_committed_fixtures_are_what_the_generator_writes() -> None:
