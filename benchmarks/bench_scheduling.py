@@ -11,7 +11,6 @@ group when they are free, as xdist's scheduler hands them out. Prints one row pe
 from __future__ import annotations
 
 import argparse
-import heapq
 import sys
 from pathlib import Path
 
@@ -29,14 +28,6 @@ SCENARIOS: dict[str, tuple[int, dict[str, tuple[float, int]]]] = {
 }
 
 
-def wall_time(groups: dict[str, int], sizes: dict[str, float], workers: int, order: list[str], load: float) -> float:
-    finish = [0.0] * workers
-    for group in order:
-        size = sizes[scheduling.label_of(group)]
-        heapq.heapreplace(finish, finish[0] + size * (load + groups[group]))
-    return max(finish)
-
-
 def run(load: float) -> None:
     print("| scenario | loadgroup (one group per checkpoint) | ckptgate | speed-up | model loads |")
     print("|---|---|---|---|---|")
@@ -49,8 +40,8 @@ def run(load: float) -> None:
         groups: dict[str, int] = {}
         for group in assigned.values():
             groups[group] = groups.get(group, 0) + 1
-        before = wall_time(plain, sizes, workers, list(plain), load)
-        after = wall_time(groups, sizes, workers, scheduling.lpt_order(groups, weights), load)
+        before = scheduling.makespan(plain, sizes, workers, load=load, order=list(plain))
+        after = scheduling.makespan(groups, sizes, workers, load=load)
         print(f"| {name} | {before:.1f} | {after:.1f} | {before / after:.2f}x | {len(plain)} -> {len(groups)} |")
 
 

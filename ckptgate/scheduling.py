@@ -72,12 +72,14 @@ def lpt_order(units: Mapping[str, int], weights: Mapping[str, float]) -> list[st
     return sorted(units, key=lambda group: (-weights.get(label_of(group), 1.0) * units[group], position[group]))
 
 
-def makespan(units: Mapping[str, int], weights: Mapping[str, float], workers: int) -> float:
-    """When the last worker finishes, handing units out in :func:`lpt_order` to whichever worker
-    is free first (what the scheduler does); a unit's time is its cost."""
+def makespan(units: Mapping[str, int], weights: Mapping[str, float], workers: int, *, load: float = 0.0,
+             order: Sequence[str] | None = None) -> float:
+    """When the last worker finishes, handing units out in ``order`` (default :func:`lpt_order`,
+    what the scheduler does) to whichever worker is free first; a unit's time is its weight times
+    (``load`` for loading the model + its test count)."""
     finish = [0.0] * max(1, workers)
-    for group in lpt_order(units, weights):
-        heapq.heapreplace(finish, finish[0] + weights.get(label_of(group), 1.0) * units[group])
+    for group in lpt_order(units, weights) if order is None else order:
+        heapq.heapreplace(finish, finish[0] + weights.get(label_of(group), 1.0) * (load + units[group]))
     return max(finish)
 
 
