@@ -6,9 +6,9 @@ its used memory is under ``FREE_MEMORY_MIB``. A process holding a GPU whose pare
 (re-parented to init, seed 002's "zombie") is reported with its PID and the command that ends
 it; ckptgate never kills a process itself.
 
-Each xdist worker is pinned to one GPU before anything can initialise CUDA: its environment at
-start-up carries ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` (so CUDA numbers GPUs like NVML does) and
-``CUDA_VISIBLE_DEVICES=<index>``, plus ports of its own for anything that opens one
+Each xdist worker is pinned to one GPU (several with ``--allow-tensor-parallel``) before
+anything can initialise CUDA: its environment at start-up carries ``CUDA_DEVICE_ORDER=PCI_BUS_ID``
+(so CUDA numbers GPUs like NVML does) and ``CUDA_VISIBLE_DEVICES=<index>[,<index>...]``, plus ports of its own for anything that opens one
 (``MASTER_PORT`` for torch.distributed, ``VLLM_PORT``). Without GPUs, or without NVML, the run
 uses the CPU.
 """
@@ -120,23 +120,65 @@ def _command(pid: int, proc: Path = Path("/proc")) -> str:
         return ""
 
 
+def descendants(pid: int, proc: Path = Path("/proc")) -> list[tuple[int, str]]:
+    """Live processes below ``pid`` (children, their children, ...): (PID, command line).
+    Empty where /proc cannot be read."""
+    parents: dict[int, list[int]] = {}
+    try:
+        entries = [entry for entry in proc.iterdir() if entry.name.isdigit()]
+    except OSError:
+        return []
+    for entry in entries:
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # exited while we looked
+        if fields[0] != "Z":  # an exited child not yet reaped holds nothing
+            parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], list(parents.get(pid, []))
+    while todo:
+        child = todo.pop()
+        found.append((child, _command(child, proc)))
+        todo += parents.get(child, [])
+    return sorted(found)
+
+
 @dataclass(frozen=True)
 class Plan:
-    """The device each worker gets: GPU indices (None: the CPU) and the notes to print."""
+    """The devices each worker gets: ``per_worker`` GPU indices each (None: the CPU), and the
+    notes to print."""
 
     gpus: tuple[int, ...] | None
     notes: tuple[str, ...] = ()
     memory_mib: dict[int, int] = field(default_factory=dict)  # GPU index -> total memory
+    per_worker: int = 1  # GPUs per worker: > 1 only for tensor parallelism
 
     @property
     def device(self) -> str:
         return "cpu" if self.gpus is None else "cuda"
 
+    def worker_gpus(self, worker: int) -> tuple[int, ...] | None:
+        """The GPUs of the ``worker``-th worker (0-based), in plan order; None on the CPU."""
+        if self.gpus is None:
+            return None
+        mine = self.gpus[worker * self.per_worker:(worker + 1) * self.per_worker]
+        if len(mine) < self.per_worker:
+            raise DeviceError(f"worker {worker + 1} has no GPU planned for it ({len(self.gpus)} GPU(s) planned, "
+                              f"{self.per_worker} per worker)")
+        return mine
 
-def plan(inv: Inventory, *, workers: int, requested: Sequence[int] | None = None, require_gpu: bool = False) -> Plan:
-    """Choose one free GPU per worker (``requested``: only these indices), or the CPU when the
-    machine has none. Usage errors for what cannot run: a requested GPU that is missing or busy,
-    more workers than free GPUs, ``require_gpu`` on a machine without one."""
+    def describe(self) -> str:
+        if self.gpus is None:
+            return "CPU"
+        each = "one per worker" if self.per_worker == 1 else f"{self.per_worker} per worker, tensor parallel"
+        return f"GPU {', '.join(map(str, self.gpus))} ({each}, CUDA_VISIBLE_DEVICES)"
+
+
+def plan(inv: Inventory, *, workers: int, requested: Sequence[int] | None = None, require_gpu: bool = False,
+         per_worker: int = 1) -> Plan:
+    """Choose ``per_worker`` free GPUs for each worker (``requested``: only these indices), or
+    the CPU when the machine has none. Usage errors for what cannot run: a requested GPU that is
+    missing or busy, more GPUs needed than free, ``require_gpu`` on a machine without one."""
     notes = [f"GPU {gpu.index} is held by orphaned PID {p.pid} ({p.command or 'command unknown'}): "
              f"end it with `kill {p.pid}` (ckptgate does not kill processes)" for gpu, p in inv.zombies()]
     if not inv.gpus:
@@ -158,16 +200,21 @@ def plan(inv: Inventory, *, workers: int, requested: Sequence[int] | None = None
     else:
         candidates = [gpu for gpu in inv.gpus if gpu.free]
         notes += [f"GPU {gpu.index} is busy, skipped: {gpu.why_busy()}" for gpu in inv.gpus if not gpu.free]
-    if workers > len(candidates):
-        raise DeviceError(_with_notes(
-            f"{workers} worker(s) need one free GPU each, but {len(candidates)} "
+    if workers * per_worker > len(candidates):
+        raise DeviceError(_with_notes(_too_few(workers, per_worker, candidates, requested=bool(requested),
+                                               others=len(candidates) < len(inv.gpus)), notes))
+    chosen = candidates[:workers * per_worker]
+    return Plan(tuple(g.index for g in chosen), tuple(notes), {g.index: g.total_mib for g in chosen}, per_worker)
+
+
+def _too_few(workers: int, per_worker: int, free: Sequence[Gpu], *, requested: bool, others: bool) -> str:
+    each = "one free GPU" if per_worker == 1 else f"{per_worker} free GPUs"
+    fits = len(free) // per_worker
+    advice = f"use -n {fits}" if fits else "free more GPUs"
+    return (f"{workers} worker(s) need {each} each, but {len(free)} "
             f"{'of the GPUs given with --gpus are' if requested else 'are'} free"
-            + (f" ({', '.join(str(g.index) for g in candidates)})" if candidates else "")
-            + f": use -n {len(candidates)}" + (" or free a GPU" if len(candidates) < len(inv.gpus) else ""),
-            notes,
-        ))
-    chosen = candidates[:workers]
-    return Plan(tuple(g.index for g in chosen), tuple(notes), {g.index: g.total_mib for g in chosen})
+            + (f" ({', '.join(str(g.index) for g in free)})" if free else "")
+            + f": {advice}" + (" or free a GPU" if others and fits else ""))
 
 
 def _with_notes(message: str, notes: Sequence[str]) -> str:
@@ -188,13 +235,21 @@ def parse_gpus(text: str | None) -> list[int] | None:
     return indices
 
 
-def worker_env(gpu: int | None, ports: tuple[int, int]) -> dict[str, str]:
-    """The environment a worker starts with: its GPU (hidden from CUDA: all of them on the
+def worker_env(gpus: Sequence[int] | None, ports: tuple[int, int]) -> dict[str, str]:
+    """The environment a worker starts with: its GPUs (hidden from CUDA: all of them on the
     CPU) and its own ports."""
     env = {"MASTER_PORT": str(ports[0]), "VLLM_PORT": str(ports[1])}
-    if gpu is not None:
-        env |= {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": str(gpu)}
+    if gpus is not None:
+        env |= {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
     return env
+
+
+def visible_gpus() -> list[int] | None:
+    """The GPU indices this process was pinned to (CUDA_VISIBLE_DEVICES as ckptgate sets it:
+    PCI bus order, so NVML's indices); None when it was not pinned to indices."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    parts = [part.strip() for part in visible.split(",") if part.strip()]
+    return [int(part) for part in parts] if parts and all(part.isdigit() for part in parts) else None
 
 
 def free_ports(count: int) -> list[int]:
@@ -230,3 +285,9 @@ def gpus_needed(parameters: int, total_mib: int, *, dtype: str = "bfloat16", uti
     """How many GPUs of ``total_mib`` a model of ``parameters`` needs at ``dtype``."""
     weights_mib = parameters * SERVING_BYTES[dtype] / 2**20
     return max(1, math.ceil(weights_mib / (total_mib * utilization * WEIGHT_SHARE)))
+
+
+def tensor_parallel_size(gpus: int) -> int:
+    """The tensor-parallel size for a model that needs ``gpus`` GPUs: the next power of two
+    (vLLM splits attention heads evenly over its GPUs; head counts are multiples of powers of two)."""
+    return 1 << (max(1, gpus) - 1).bit_length()

@@ -255,16 +255,22 @@ def _gated_vs_baseline(
     except (ValueError, KeyError, pairing.PairingError) as exc:
         return _base(gate, measured, against, "error" if gate.primary else "info", reference=entry.value, note=str(exc))
     check = _from_comparison(gate, measured, against, comparison, higher, binary, policy)
-    return replace(check, note=_backend_note(entry, refs.settings or {}))
+    return replace(check, note=_settings_note(entry, refs.settings or {}))
 
 
-def _backend_note(entry: BaselineEntry, actual: dict[str, Any]) -> str:
+def _settings_note(entry: BaselineEntry, actual: dict[str, Any]) -> str:
     """Say so when the baseline was measured on another backend (e.g. vLLM numbers held against
-    an hf run on CPU): kernels differ in the last bits, so small deltas are not all the model's."""
+    an hf run on CPU: kernels differ in the last bits, so small deltas are not all the model's),
+    or when this run split the model with tensor parallelism (not reproducible)."""
+    notes = []
     recorded, used = entry.settings.get("backend"), actual.get("backend")
     if recorded and used and recorded != used:
-        return f"baseline measured with {recorded}, this run used {used}"
-    return ""
+        notes.append(f"baseline measured with {recorded}, this run used {used}")
+    tensor_parallel = actual.get("tensor_parallel_size") or 1
+    if tensor_parallel > 1:
+        notes.append(f"this run used tensor_parallel_size {tensor_parallel} (baseline "
+                     f"{entry.settings.get('tensor_parallel_size', 1)}): not reproducible")
+    return "; ".join(notes)
 
 
 def _from_comparison(

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from ckptgate import devices, gate, hubdata, reports, results, scheduling
-from ckptgate.backends import BACKENDS, ModelPool, expected_settings, resolve_backend
+from ckptgate.backends import BACKENDS, LoadSpec, ModelPool, resolve_backend
 from ckptgate.checkpoints import Checkpoint, discover_all, parameter_count
 from ckptgate.baselines import BASELINES_DIR, Baseline, load_baseline, measured_from_record, update_baseline
 from ckptgate.cache import cache_root
@@ -81,6 +81,7 @@ class GateState:
     datasets: Path | None = None  # --datasets: local dataset copies
     device: str = "cpu"  # "cpu" or "cuda": what every worker's model runs on
     devices: devices.Plan | None = None  # the controller's: GPU per worker, notes
+    tensor_parallel: int = 1  # GPUs per model (> 1 only with --allow-tensor-parallel: not reproducible)
     _baseline: Baseline | None = None
 
     def baseline(self) -> Baseline | None:
@@ -104,6 +105,7 @@ class GateState:
             "update_baseline": self.update_baseline,
             "datasets": None if self.datasets is None else str(self.datasets),
             "device": self.device,
+            "tensor_parallel": self.tensor_parallel,
             "weights": self.weights,
         }
 
@@ -121,6 +123,7 @@ class GateState:
             update_baseline=wire["update_baseline"],
             datasets=None if wire["datasets"] is None else Path(wire["datasets"]),
             device=wire["device"],
+            tensor_parallel=wire["tensor_parallel"],
             weights=wire["weights"],
         )
 
@@ -128,6 +131,7 @@ class GateState:
         return {
             "suite": self.suite.name,
             "backend": self.backend,
+            "tensor parallelism": NOT_REPRODUCIBLE.format(tp=self.tensor_parallel) if self.tensor_parallel > 1 else None,
             "limit": self.limit,
             "bridges": ", ".join(c.label for c in self.checkpoints if c.role == "bridge"),
             "baseline": self.baseline_name,
@@ -194,6 +198,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         dest="ckptgate_require_gpu",
         help="a usage error when no GPU can be used, instead of running on the CPU (real gate runs).",
+    )
+    group.addoption(
+        "--allow-tensor-parallel",
+        action="store_true",
+        default=False,
+        dest="ckptgate_allow_tensor_parallel",
+        help="split a checkpoint too big for one GPU over several (vLLM tensor_parallel_size 2, 4, ...); "
+        "its results are then marked not reproducible (seed 002 mandates tensor_parallel_size=1).",
     )
     group.addoption(
         "--results-dir",
@@ -277,9 +289,10 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     state = config.stash.get(_STATE, None)
     if state is None or state.devices is None:
         return None
-    gpus = state.devices.gpus
-    where = "CPU" if gpus is None else f"GPU {', '.join(map(str, gpus))} (one per worker, CUDA_VISIBLE_DEVICES)"
-    return [f"ckptgate: device {where}, backend {state.backend}", *(f"ckptgate: {n}" for n in state.devices.notes)]
+    header = [f"ckptgate: device {state.devices.describe()}, backend {state.backend}"]
+    if state.tensor_parallel > 1:
+        header.append(f"ckptgate: {NOT_REPRODUCIBLE.format(tp=state.tensor_parallel)}")
+    return header + [f"ckptgate: {n}" for n in state.devices.notes]
 
 
 def _worker_count(config: pytest.Config) -> int:
@@ -296,25 +309,34 @@ def _pin_main_process(config: pytest.Config, state: GateState) -> None:
     anything initialises CUDA (xdist workers get theirs at start-up, see _XdistHooks)."""
     plan = state.devices
     if plan is not None and plan.gpus is not None and _worker_count(config) == 1:
-        devices.pin_this_process(devices.worker_env(plan.gpus[0], tuple(devices.free_ports(2))))
+        devices.pin_this_process(devices.worker_env(plan.worker_gpus(0), tuple(devices.free_ports(2))))
 
 
-def _check_fits(plan: devices.Plan, parameters_of: dict[str, int]) -> None:
-    """Say up front when a checkpoint (label -> parameter count) cannot fit one GPU
-    (tensor_parallel_size=1 is mandated)."""
+NOT_REPRODUCIBLE = ("tensor_parallel_size {tp} (--allow-tensor-parallel): results are NOT reproducible "
+                    "(seed 002 mandates tensor_parallel_size=1)")
+
+
+def _tensor_parallel(plan: devices.Plan, parameters_of: dict[str, int], allow: bool) -> int:
+    """GPUs per model: 1, or with ``allow`` the tensor-parallel size the largest checkpoint
+    (label -> parameter count) needs. Says up front when a checkpoint cannot fit one GPU."""
     if plan.gpus is None:
-        return
+        return 1
     smallest = min(plan.memory_mib.values())
-    for label, parameters in parameters_of.items():
-        needed = devices.gpus_needed(parameters, smallest)
-        if needed > 1:
-            weights_gib = parameters * devices.SERVING_BYTES["bfloat16"] / 2**30
-            raise DeviceError(
-                f"{label}: {parameters / 1e9:.1f}B parameters ({weights_gib:.0f} GiB in bf16) need "
-                f"{needed} GPUs of {smallest / 1024:.0f} GiB, but ckptgate runs one GPU per model "
-                "(tensor_parallel_size=1, seed 002: results are reproducible only without tensor parallelism); "
-                "use GPUs with more memory"
-            )
+    needed = {label: devices.gpus_needed(parameters, smallest) for label, parameters in parameters_of.items()}
+    label = max(needed, key=lambda name: needed[name])
+    if needed[label] == 1:
+        return 1
+    parameters = parameters_of[label]
+    weights_gib = parameters * devices.SERVING_BYTES["bfloat16"] / 2**30
+    too_big = (f"{label}: {parameters / 1e9:.1f}B parameters ({weights_gib:.0f} GiB in bf16) need "
+               f"{needed[label]} GPUs of {smallest / 1024:.0f} GiB")
+    if not allow:
+        raise DeviceError(
+            f"{too_big}, but ckptgate runs one GPU per model (tensor_parallel_size=1, seed 002: results "
+            "are reproducible only without tensor parallelism); use GPUs with more memory, or pass "
+            "--allow-tensor-parallel to split it over several (its results are then marked not reproducible)"
+        )
+    return devices.tensor_parallel_size(needed[label])
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -337,8 +359,9 @@ def _controller_state(config: pytest.Config) -> GateState | None:
         raise CkptgateError(f"--limit must be a positive number of documents, got {opt.ckptgate_limit}")
     if not 0 < opt.ckptgate_alpha < 1:
         raise CkptgateError(f"--alpha must be between 0 and 1, got {opt.ckptgate_alpha}")
-    plan = devices.plan(devices.inventory(), workers=_worker_count(config),
-                        requested=devices.parse_gpus(opt.ckptgate_gpus), require_gpu=opt.ckptgate_require_gpu)
+    inventory, requested = devices.inventory(), devices.parse_gpus(opt.ckptgate_gpus)
+    plan = devices.plan(inventory, workers=_worker_count(config), requested=requested,
+                        require_gpu=opt.ckptgate_require_gpu)
     backend = resolve_backend(opt.ckptgate_backend, plan.device)
     suite = load_suite(opt.ckptgate_suite)
     datasets = _datasets_dir(opt.ckptgate_datasets)
@@ -352,7 +375,14 @@ def _controller_state(config: pytest.Config) -> GateState | None:
         bridge_ckpts = discover_all(_expand_demo(bridges, "bridge"), role="bridge") if bridges else []
     _reject_overlap(candidates, bridge_ckpts)
     parameters_of = {c.label: parameter_count(c.path) for c in candidates + bridge_ckpts}  # sizes the plan, orders work
-    _check_fits(plan, parameters_of)
+    tensor_parallel = _tensor_parallel(plan, parameters_of, opt.ckptgate_allow_tensor_parallel)
+    if tensor_parallel > 1:
+        if opt.ckptgate_update_baselines:
+            raise CkptgateError("--update-baselines records reproducible numbers only: it cannot be combined "
+                                f"with tensor parallelism (tensor_parallel_size {tensor_parallel} was needed)")
+        LoadSpec(backend, plan.device, tensor_parallel_size=tensor_parallel)  # hf cannot: says so now
+        plan = devices.plan(inventory, workers=_worker_count(config), requested=requested,
+                            require_gpu=opt.ckptgate_require_gpu, per_worker=tensor_parallel)
     if opt.ckptgate_update_baselines and (baseline is None or len(candidates) != 1):
         raise CkptgateError(
             "--update-baselines writes one reference model's numbers: give exactly one --checkpoint "
@@ -371,6 +401,7 @@ def _controller_state(config: pytest.Config) -> GateState | None:
         datasets=datasets,
         device=plan.device,
         devices=plan,
+        tensor_parallel=tensor_parallel,
         weights={label: float(n) for label, n in parameters_of.items()},
     )
 
@@ -574,12 +605,12 @@ def _check_suite_covered(session: pytest.Session, state: GateState, gate_items: 
 def evaluator(pytestconfig: pytest.Config) -> Iterator[Evaluator]:
     state = pytestconfig.stash[_STATE]
     workers = _worker_count(pytestconfig)
-    pool = ModelPool(backend=state.backend, device=state.device, processes=workers, max_model_len=state.suite.max_model_len)
+    spec = LoadSpec(state.backend, state.device, workers, state.suite.max_model_len, state.tensor_parallel)
+    pool = ModelPool(spec)
     scorer, _ = _data_scorer(state.suite, state.datasets)
     cache = None
     if state.record_cache is not None:
-        settings = expected_settings(state.backend, state.device, workers, state.suite.max_model_len)
-        cache = RecordCache(state.record_cache, state.suite, state.limit, settings,
+        cache = RecordCache(state.record_cache, state.suite, state.limit, spec.expected_settings(),
                             local_data=lambda task: scorer.data_digest(task, suite_task_manager(state.suite)))
     yield Evaluator(pool, scorer, state.suite, state.limit, cache)
     pool.close(collect=False)  # the session is over: the process exits next
@@ -640,6 +671,7 @@ def _evaluate(state: GateState, evaluator: Evaluator, case: Case, session: pytes
         "references": {"bridges": [label for label, _ in refs], "baseline": state.baseline_name},
         "config": {**score.config, "limit": state.limit},
         "backend": scored.settings,
+        "reproducible": state.tensor_parallel == 1,
         "timing": {
             "load_s": round(scored.load_seconds, 3),
             "eval_s": round(scored.eval_seconds, 3),
@@ -693,6 +725,7 @@ def _run_settings(state: GateState, bench: Benchmark, scored: Scored) -> dict[st
         "limit": state.limit,
         "temperature": gen.get("temperature"),
         "backend": state.backend,
+        "tensor_parallel_size": state.tensor_parallel,
     }
 
 
@@ -751,12 +784,10 @@ class _XdistHooks:
         GPU (CUDA_VISIBLE_DEVICES, PCI bus order) and its own ports. execnet sets a spec's env
         in the new interpreter before xdist's worker code (and so anything of ours) runs."""
         plan = self.state.devices
-        gpus = None if plan is None else plan.gpus
-        if gpus is not None and len(gpus) < len(specs):
-            raise DeviceError(f"{len(specs)} workers but {len(gpus)} GPU(s) planned for them")
         ports = devices.free_ports(2 * len(specs))
         for i, spec in enumerate(specs):
-            spec.env.update(devices.worker_env(None if gpus is None else gpus[i], (ports[2 * i], ports[2 * i + 1])))
+            gpus = None if plan is None else plan.worker_gpus(i)
+            spec.env.update(devices.worker_env(gpus, (ports[2 * i], ports[2 * i + 1])))
 
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         output = getattr(node, "workeroutput", None) or {}
@@ -855,6 +886,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             "MDE = smallest worsening detectable at 80% power"
         )
         tr.write_line(f"results: {state.results_dir} (eval_summary.csv, summary.md, by_checkpoint/)")
+        if state.tensor_parallel > 1:
+            tr.write_line(NOT_REPRODUCIBLE.format(tp=state.tensor_parallel), yellow=True)
     if state.late_failures:
         tr.write_line(
             f"ckptgate gate FAILED: {len(state.late_failures)} comparison(s) whose tests passed are significant "

@@ -18,6 +18,7 @@ from ckptgate import devices
 from ckptgate.errors import DeviceError
 
 FAKE_NVML_DIR = Path(__file__).resolve().parent / "fake_nvml"
+FAKE_VLLM_DIR = Path(__file__).resolve().parent / "fake_vllm"
 
 
 def fake_module() -> ModuleType:
@@ -106,6 +107,7 @@ def test_a_checkpoint_too_big_for_one_gpu_is_refused_before_anything_loads(demo_
     proc = pinned_run(spec, tmp_path, "--checkpoint", str(demo_root / "step_0800"))
     assert proc.returncode == 4, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "need" in proc.stderr and "tensor_parallel_size=1" in proc.stderr
+    assert "pass --allow-tensor-parallel" in proc.stderr  # the way out, and its price, are named
 
 
 PROBE = '''
@@ -121,9 +123,11 @@ def test_probe():
 '''
 
 
-def pinned_run(spec: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """pytest with ckptgate, seeing the fake GPUs of ``spec`` in the controller and workers."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FAKE_NVML_DIR), str(ROOT)]),
+def pinned_run(spec: Path, tmp_path: Path, *args: str, fake_vllm: bool = False) -> subprocess.CompletedProcess[str]:
+    """pytest with ckptgate, seeing the fake GPUs of ``spec`` in the controller and workers
+    (and, with ``fake_vllm``, a ``vllm`` module, so that the vLLM backend can be chosen)."""
+    fakes = [FAKE_NVML_DIR, *([FAKE_VLLM_DIR] if fake_vllm else [])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([*map(str, fakes), str(ROOT)]),
            "CKPTGATE_FAKE_NVML": str(spec), "HF_HUB_OFFLINE": "1"}
     for key in (*devices.PINNED_ENV, "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
         env.pop(key, None)  # not inherited from an outer xdist run of this test
@@ -159,3 +163,55 @@ def test_more_workers_than_free_gpus_stops_before_any_test_runs(demo_root: Path,
     proc = pinned_run(spec, tmp_path, "-n", "2", "test_probe.py", "--checkpoint", str(demo_root / "step_0800"))
     assert proc.returncode == 4 and "but 1 are free (0): use -n 1" in proc.stderr
     assert not (tmp_path / "probe").exists()
+
+
+TINY = {"total_mib": 2, "used_mib": 0}  # the demo model (0.85M parameters) needs two of these
+
+
+def probe_files(tmp_path: Path) -> dict[str, dict[str, str]]:
+    return {p.stem: json.loads(p.read_text()) for p in (tmp_path / "probe").glob("*.json")}
+
+
+def test_tensor_parallel_gives_each_worker_its_share_of_gpus_and_marks_the_run(demo_root: Path, tmp_path: Path) -> None:
+    spec = tmp_path / "gpus.json"
+    spec.write_text(json.dumps([TINY] * 5))
+    (tmp_path / "test_probe.py").write_text(PROBE.replace("def test_probe", "def test_probe_a") +
+                                            PROBE.replace("def test_probe", "def test_probe_b"))
+    ckpt = ("--checkpoint", str(demo_root / "step_0800"))
+    proc = pinned_run(spec, tmp_path, "-n", "2", "test_probe.py", *ckpt, "--allow-tensor-parallel", fake_vllm=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "device GPU 0, 1, 2, 3 (2 per worker, tensor parallel" in proc.stdout, proc.stdout[-2000:]
+    assert "tensor_parallel_size 2 (--allow-tensor-parallel): results are NOT reproducible" in proc.stdout
+    seen = {worker: env["CUDA_VISIBLE_DEVICES"] for worker, env in probe_files(tmp_path).items()}
+    assert {"gw0": "0,1", "gw1": "2,3"}.items() >= seen.items() and seen, proc.stdout[-2000:]
+    # three workers would need six GPUs; the hf backend cannot split a model
+    proc = pinned_run(spec, tmp_path, "-n", "3", "test_probe.py", *ckpt, "--allow-tensor-parallel", fake_vllm=True)
+    assert proc.returncode == 4 and "3 worker(s) need 2 free GPUs each, but 5 are free" in proc.stderr
+    assert "use -n 2" in proc.stderr
+    proc = pinned_run(spec, tmp_path, "test_probe.py", *ckpt, "--allow-tensor-parallel", "--backend", "hf")
+    assert proc.returncode == 4 and "tensor_parallel_size 2 runs through vLLM (--backend vllm)" in proc.stderr
+    proc = pinned_run(spec, tmp_path, "test_probe.py", *ckpt, "--allow-tensor-parallel", "--update-baselines",
+                      "--baseline", str(tmp_path / "new.yaml"), fake_vllm=True)
+    assert proc.returncode == 4 and "--update-baselines records reproducible numbers only" in proc.stderr
+
+
+def test_tensor_parallel_sizes_are_powers_of_two_and_plans_hand_out_gpu_blocks() -> None:
+    assert [devices.tensor_parallel_size(n) for n in (1, 2, 3, 4, 5, 8)] == [1, 2, 4, 4, 8, 8]
+    plan = devices.plan(devices.inventory(nvml(FREE, BUSY, FREE, FREE, FREE)), workers=2, per_worker=2)
+    assert plan.gpus == (0, 2, 3, 4) and plan.worker_gpus(0) == (0, 2) and plan.worker_gpus(1) == (3, 4)
+    with pytest.raises(DeviceError, match="worker 3 has no GPU planned"):
+        plan.worker_gpus(2)
+    with pytest.raises(DeviceError, match=r"1 worker\(s\) need 8 free GPUs each, but 4 are free .*: free more GPUs"):
+        devices.plan(devices.inventory(nvml(FREE, BUSY, FREE, FREE, FREE)), workers=1, per_worker=8)
+    assert devices.worker_env((3, 4), (1, 2))["CUDA_VISIBLE_DEVICES"] == "3,4"
+
+
+def test_descendants_are_found_through_every_generation(tmp_path: Path) -> None:
+    proc = tmp_path / "proc"
+    for pid, ppid, state, command in ((10, 1, "S", "pytest"), (11, 10, "S", "VLLM::EngineCore"),
+                                      (12, 11, "S", "VLLM::Worker_TP0"), (13, 10, "Z", ""), (14, 1, "S", "other")):
+        (proc / str(pid)).mkdir(parents=True)
+        (proc / str(pid) / "stat").write_text(f"{pid} (python) {state} {ppid} 1 1 0 -1\n")
+        (proc / str(pid) / "cmdline").write_bytes(command.encode() + b"\0--flag\0")
+    assert devices.descendants(10, proc) == [(11, "VLLM::EngineCore --flag"), (12, "VLLM::Worker_TP0 --flag")]
+    assert devices.descendants(12, proc) == [] and devices.descendants(10, tmp_path / "missing") == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +194,10 @@ def test_a_baseline_from_another_backend_is_compared_and_says_so(tmp_path: Path)
     (check,) = [c for c in gate.judge(bench(), result(binary_samples([1] * 80 + [0] * 20)), references=same)
                 if c.against.startswith("baseline")]
     assert check.note == ""
+    split = replace(same, settings={**refs.settings, "backend": "vllm", "tensor_parallel_size": 2})
+    (check,) = [c for c in gate.judge(bench(), result(binary_samples([1] * 80 + [0] * 20)), references=split)
+                if c.against.startswith("baseline")]
+    assert check.verdict == "pass" and check.note == "this run used tensor_parallel_size 2 (baseline 1): not reproducible"
 
 
 def test_differing_settings_refuse_to_compare(tmp_path: Path) -> None:

@@ -30,7 +30,8 @@ def test_options_are_in_one_group(pytester: pytest.Pytester) -> None:
     out = result.stdout.str()
     section = out[out.index("ckptgate: gate language-model checkpoints") :]
     for option in ("--checkpoint", "--bridge", "--suite", "--baseline", "--backend", "--results-dir",
-                   "--limit", "--update-baselines", "--alpha", "--record-cache"):
+                   "--limit", "--update-baselines", "--alpha", "--record-cache", "--gpus", "--require-gpu",
+                   "--allow-tensor-parallel"):
         assert option in section
 
 

@@ -59,46 +59,49 @@ def resolve_backend(requested: str, device: str) -> str:
     return requested
 
 
-def expected_settings(backend: str, device: str, processes: int = 1, max_model_len: int | None = None) -> dict[str, Any]:
-    """The settings a load would use, known without loading: part of the record cache's key.
-    Thread counts are left out: they do not change the numbers."""
-    from ckptgate.backends import hf, vllm
+@dataclass(frozen=True)
+class LoadSpec:
+    """How this process loads every model: the backend and what it is given."""
 
-    if backend == "vllm":
-        return {"backend": backend, **vllm.settings_for(device, max_model_len)}
-    settings = hf.settings_for(device, processes, max_model_len)
-    return {"backend": backend, **{k: v for k, v in settings.items() if k != "torch_threads"}}
+    backend: str
+    device: str = "cpu"  # "cpu", or "cuda": the GPU(s) this worker was pinned to
+    processes: int = 1  # evaluating processes on this host (the hf backend's share of CPU cores)
+    max_model_len: int | None = None
+    tensor_parallel_size: int = 1  # > 1 only with --allow-tensor-parallel, through vLLM
 
+    def __post_init__(self) -> None:
+        if self.tensor_parallel_size > 1 and self.backend != "vllm":
+            raise CkptgateError(f"tensor_parallel_size {self.tensor_parallel_size} runs through vLLM (--backend vllm); "
+                                f"the {self.backend} backend loads each model on one GPU")
 
-def open_session(
-    checkpoint: Checkpoint, backend: str, device: str, processes: int = 1, max_model_len: int | None = None
-) -> ModelSession:
-    """Load ``checkpoint`` on ``device`` ("cpu", "cuda": the worker's pinned GPU); ``processes``
-    is how many evaluating processes share this host."""
-    from ckptgate.backends import hf, vllm
+    def expected_settings(self) -> dict[str, Any]:
+        """The settings a load would use, known without loading: part of the record cache's key.
+        Thread counts are left out: they do not change the numbers."""
+        from ckptgate.backends import hf, vllm
 
-    started = time.perf_counter()
-    if backend == "vllm":
-        lm, settings = vllm.load(checkpoint, device, max_model_len)
-    else:
-        lm, settings = hf.load(checkpoint, device, processes, max_model_len)
-    return ModelSession(
-        checkpoint=checkpoint,
-        backend=backend,
-        lm=lm,
-        settings=settings,
-        load_seconds=time.perf_counter() - started,
-    )
+        if self.backend == "vllm":
+            return {"backend": self.backend, **vllm.settings_for(self.device, self.max_model_len, self.tensor_parallel_size)}
+        settings = hf.settings_for(self.device, self.processes, self.max_model_len)
+        return {"backend": self.backend, **{k: v for k, v in settings.items() if k != "torch_threads"}}
+
+    def open(self, checkpoint: Checkpoint) -> ModelSession:
+        """Load ``checkpoint`` on this process's device."""
+        from ckptgate.backends import hf, vllm
+
+        started = time.perf_counter()
+        if self.backend == "vllm":
+            lm, settings = vllm.load(checkpoint, self.device, self.max_model_len, self.tensor_parallel_size)
+        else:
+            lm, settings = hf.load(checkpoint, self.device, self.processes, self.max_model_len)
+        return ModelSession(checkpoint=checkpoint, backend=self.backend, lm=lm, settings=settings,
+                            load_seconds=time.perf_counter() - started)
 
 
 @dataclass
 class ModelPool:
     """One model at a time per process, reused while consecutive tests ask for it."""
 
-    backend: str
-    device: str = "cpu"
-    processes: int = 1
-    max_model_len: int | None = None
+    spec: LoadSpec
     loads: Counter[str] = field(default_factory=Counter)
     _current: ModelSession | None = None
 
@@ -107,7 +110,7 @@ class ModelPool:
         if current is not None and current.checkpoint == checkpoint:
             return current
         self.close()
-        self._current = open_session(checkpoint, self.backend, self.device, self.processes, self.max_model_len)
+        self._current = self.spec.open(checkpoint)
         self.loads[checkpoint.label] += 1
         return self._current
 

@@ -6,8 +6,9 @@ gpu_memory_utilization 0.8, bf16 on GPU (float32 on CPU, like the hf backend, so
 compared there), batch size auto, prefix caching off (cached prefixes change log-likelihoods in
 the last bits), vLLM's batch-invariant kernels when the installed vLLM has them. Never lm-eval's
 data_parallel_size > 1 (it relaunches engines per batch through Ray). One engine per checkpoint
-per worker; :func:`close` shuts it down and, on a GPU, checks through NVML that this process's
-memory was given back before the next checkpoint loads.
+per worker; :func:`close` shuts it down and checks that its processes are gone and, on a GPU,
+through NVML that the worker's GPUs are free again before the next checkpoint loads.
+tensor_parallel_size > 1 only with ``--allow-tensor-parallel`` (results then not reproducible).
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from __future__ import annotations
 import gc
 import importlib.util
 import os
+import time
+from collections.abc import Callable
 from typing import Any
 
+from ckptgate import devices
 from ckptgate.checkpoints import Checkpoint
 from ckptgate.errors import CkptgateError
 from scorers.base import SEED
@@ -126,34 +130,65 @@ def _lm_eval_vllm() -> Any:
     return VLLM
 
 
-def close(lm: Any, device: str, nvml: Any = None) -> None:
-    """Shut the engine down and free its memory; on a GPU, fail loudly if NVML still shows this
-    process holding more than ``LEFTOVER_MIB`` (the next load would not fit, or share the GPU)."""
-    engine = getattr(lm, "model", None)
-    if engine is not None:
-        shutdown = getattr(getattr(engine, "llm_engine", None), "shutdown", None)
-        if callable(shutdown):
-            shutdown()
-        lm.model = None
-    del engine
+def close(lm: Any, device: str, nvml: Any = None, *, wait_s: float = 30.0) -> None:
+    """Shut the engine down and check that it is gone before the next checkpoint loads: no
+    vLLM process (engine core, tensor-parallel workers) still runs below this one, and on a GPU
+    NVML shows no more than ``LEFTOVER_MIB`` held on each of this worker's GPUs (else the next
+    load would not fit, or would share the GPU). Fails loudly, naming the PIDs; kills nothing."""
+    _shutdown(getattr(lm, "model", None))
+    lm.model = None
     gc.collect()
+    left = _wait_for(lambda: [p for p in devices.descendants(os.getpid()) if p[1].startswith(ENGINE_TITLE)], wait_s)
+    if left:
+        raise RuntimeError("the vLLM engine was shut down but its processes still run: "
+                           + ", ".join(f"PID {pid} ({command.split()[0]})" for pid, command in left))
     if device.startswith("cuda"):
         import torch
 
         torch.cuda.empty_cache()
-        held = _held_mib(nvml)
-        if held is not None and held > LEFTOVER_MIB:
-            raise RuntimeError(f"the vLLM engine was shut down but this process still holds {held} MiB on its GPU")
+        held = _wait_for(lambda: _held_on_my_gpus(nvml), wait_s)
+        if held:
+            raise RuntimeError("the vLLM engine was shut down but its GPU memory is still held: "
+                               + "; ".join(f"GPU {gpu}: {mib} MiB by PID {', '.join(map(str, pids))}"
+                                           for gpu, mib, pids in held))
 
 
-def _held_mib(nvml: Any = None) -> int | None:
-    """MiB of GPU memory NVML shows this process holding on the GPU it sees (None: unknown)."""
-    from ckptgate import devices
+# vLLM names its processes with setproctitle: "VLLM::EngineCore", "VLLM::Worker_TP0", ...
+ENGINE_TITLE = "VLLM::"
 
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
-    if not visible.isdigit():
-        return None
+
+def _shutdown(engine: Any) -> None:
+    """Stop ``engine`` (vLLM's ``LLM``) and its processes now, not when it is garbage collected:
+    vLLM 0.11+ (V1) stops them through the engine core client; older ones through the engine."""
+    llm_engine = getattr(engine, "llm_engine", None)
+    for owner in (getattr(llm_engine, "engine_core", None), llm_engine):
+        shutdown = getattr(owner, "shutdown", None)
+        if callable(shutdown):
+            shutdown()
+            return
+
+
+def _wait_for(leftovers: Callable[[], list[Any]], wait_s: float, poll_s: float = 0.5) -> list[Any]:
+    """``leftovers()`` once it is empty, or what it still lists after ``wait_s`` seconds
+    (processes take a moment to exit and the driver to release their memory)."""
+    deadline = time.monotonic() + wait_s
+    found = leftovers()
+    while found and time.monotonic() < deadline:
+        time.sleep(poll_s)
+        found = leftovers()
+    return found
+
+
+def _held_on_my_gpus(nvml: Any = None) -> list[tuple[int, int, list[int]]]:
+    """(GPU, MiB, PIDs) for each GPU this worker was pinned to on which compute processes hold
+    more than ``LEFTOVER_MIB`` (this process's own CUDA context is less). Any process counts:
+    in a container NVML may show PIDs of another namespace, and a pinned GPU is ours alone."""
+    mine = devices.visible_gpus()
+    if not mine:
+        return []
+    held = []
     for gpu in devices.inventory(nvml).gpus:
-        if gpu.index == int(visible):
-            return sum(p.used_mib for p in gpu.processes if p.pid == os.getpid())
-    return None
+        used = sum(p.used_mib for p in gpu.processes)
+        if gpu.index in mine and used > LEFTOVER_MIB:
+            held.append((gpu.index, used, [p.pid for p in gpu.processes]))
+    return held
