@@ -3,7 +3,8 @@
 A *work group* is what one worker runs on one model load: normally all of a checkpoint's
 benchmarks. When a run has fewer checkpoints than workers, idle workers would wait, so a
 checkpoint's benchmarks are split into several groups (each loads the model once more, and the
-wall time falls from load + all benchmarks to load + a share of them). Groups are then handed to
+wall time falls from load + all benchmarks to load + a share of them), when the simulated run
+(``LOAD_COST`` per load) finishes sooner that way. Groups are then handed to
 workers longest first (LPT): a group's cost is its benchmark count times the model's parameter
 count, so big models start first and the last group to finish is a short one.
 
@@ -32,31 +33,49 @@ def label_of(group: str) -> str:
     return group.split(PART, 1)[0]
 
 
-def parts_per_checkpoint(counts: Mapping[str, int], weights: Mapping[str, float], workers: int) -> dict[str, int]:
-    """How many groups each checkpoint's ``counts[label]`` benchmarks are split into: every
+# A model load in benchmarks' worth (on the same model): the cost a split pays for each extra
+# group. An estimate: vLLM's start-up (weights, torch.compile, CUDA graphs) takes about as long
+# as one benchmark of a few thousand requests; see benchmarks/bench_scheduling.py for its effect.
+LOAD_COST = 1.0
+
+
+def parts_per_checkpoint(counts: Mapping[str, int], weights: Mapping[str, float], workers: int,
+                         load: float = LOAD_COST) -> dict[str, int]:
+    """How many groups each checkpoint's ``counts[label]`` benchmarks are split into. Every
     checkpoint gets one; spare workers go, one at a time, to the checkpoint whose groups are
-    then the longest (cost per group = weight x benchmarks / parts), never more groups than
-    benchmarks."""
+    then the longest (cost per group = weight x (load + benchmarks / parts)), never more groups
+    than benchmarks. Each extra group loads the model once more, so of these allocations the
+    one that finishes the run first (:func:`makespan`) is kept, the fewest groups on a tie: a
+    split that does not shorten the run is not made."""
     parts = {label: 1 for label in counts}
-    spare = workers - len(parts)
-    while spare > 0:
+    best, best_time = dict(parts), makespan(_units(counts, parts), weights, workers, load=load)
+    for _ in range(workers - len(parts)):
         splittable = [label for label in parts if parts[label] < counts[label]]
         if not splittable:
             break
-        longest = max(splittable, key=lambda label: (weights[label] * counts[label] / parts[label], label))
+        longest = max(splittable, key=lambda label: (weights[label] * (load + counts[label] / parts[label]), label))
         parts[longest] += 1
-        spare -= 1
-    return parts
+        finish = makespan(_units(counts, parts), weights, workers, load=load)
+        if finish < best_time * (1 - 1e-9):
+            best, best_time = dict(parts), finish
+    return best
 
 
-def work_groups(items: Sequence[tuple[str, str]], weights: Mapping[str, float], workers: int) -> dict[str, str]:
+def _units(counts: Mapping[str, int], parts: Mapping[str, int]) -> dict[str, int]:
+    """Group -> benchmark count when each checkpoint's benchmarks are dealt round robin to its parts."""
+    return {group_name(label, k, parts[label]): counts[label] // parts[label] + (k < counts[label] % parts[label])
+            for label in counts for k in range(parts[label])}
+
+
+def work_groups(items: Sequence[tuple[str, str]], weights: Mapping[str, float], workers: int,
+                load: float = LOAD_COST) -> dict[str, str]:
     """Group name of every item: ``items`` are (item id, checkpoint label) in run order;
     ``weights`` the cost of one benchmark on each checkpoint. A split checkpoint's benchmarks are
     dealt to its groups in run order, round robin, so each group gets a fair share of them."""
     counts: dict[str, int] = {}
     for _, label in items:
         counts[label] = counts.get(label, 0) + 1
-    parts = parts_per_checkpoint(counts, weights, workers)
+    parts = parts_per_checkpoint(counts, weights, workers, load)
     seen: dict[str, int] = {}
     groups = {}
     for item_id, label in items:

@@ -24,13 +24,26 @@ def test_enough_checkpoints_keep_one_group_each() -> None:
     assert scheduling.work_groups(items(a=3, b=3, c=3), {"a": 1, "b": 1, "c": 1}, workers=2)["c-0"] == "c"
 
 
-def test_three_checkpoints_of_twenty_benchmarks_use_all_eight_workers() -> None:
+def test_three_checkpoints_of_twenty_benchmarks_use_idle_workers() -> None:
     weights = {"a": 1.0, "b": 1.0, "c": 1.0}
-    groups = scheduling.work_groups(items(a=20, b=20, c=20), weights, workers=8)
+    groups = scheduling.work_groups(items(a=20, b=20, c=20), weights, workers=9, load=1.0)
     units = {g: list(groups.values()).count(g) for g in set(groups.values())}
-    assert len(units) == 8 and sorted(units.values()) == [6, 6, 7, 7, 7, 7, 10, 10]
-    assert scheduling.makespan(units, weights, 8) == 10  # instead of 20 with one group per checkpoint
-    assert scheduling.makespan({"a": 20, "b": 20, "c": 20}, weights, 8) == 20
+    assert len(units) == 9 and sorted(units.values()) == [6, 6, 6, 7, 7, 7, 7, 7, 7]
+    assert scheduling.makespan(units, weights, 9, load=1.0) == 8  # instead of 21 with one group per checkpoint
+    assert scheduling.makespan({"a": 20, "b": 20, "c": 20}, weights, 9, load=1.0) == 21
+    # On 8 workers one checkpoint cannot get a third group without another staying at two: the
+    # run ends at 1 + 10 either way, so the extra loads are not paid.
+    assert scheduling.parts_per_checkpoint({"a": 20, "b": 20, "c": 20}, weights, workers=8) == {"a": 2, "b": 2, "c": 2}
+
+
+def test_a_split_that_does_not_shorten_the_run_is_not_made() -> None:
+    weights = {"a": 1.0, "b": 1.0, "c": 1.0}
+    assert scheduling.parts_per_checkpoint({"a": 2, "b": 2, "c": 2}, weights, workers=4) == {"a": 1, "b": 1, "c": 1}
+    assert scheduling.parts_per_checkpoint({"a": 2, "b": 2, "c": 2}, weights, workers=6) == {"a": 2, "b": 2, "c": 2}
+    # a load dearer than the benchmarks it would spare: one group
+    assert scheduling.parts_per_checkpoint({"a": 2}, {"a": 1.0}, workers=2, load=1.0) == {"a": 2}
+    assert scheduling.parts_per_checkpoint({"a": 2}, {"a": 1.0}, workers=2, load=0.0) == {"a": 2}
+    assert scheduling.parts_per_checkpoint({"a": 4, "b": 1}, {"a": 1.0, "b": 1.0}, workers=3) == {"a": 2, "b": 1}
 
 
 def test_a_checkpoint_is_never_split_into_more_groups_than_benchmarks() -> None:
@@ -51,14 +64,20 @@ def test_eight_checkpoints_on_eight_workers_take_the_time_of_one() -> None:
     assert scheduling.makespan(units, {}, 8) == 12
 
 
-@given(st.dictionaries(st.sampled_from("abcdefgh"), st.integers(1, 30), min_size=1), st.integers(1, 12))
-def test_groups_cover_every_item_once_and_keep_to_their_checkpoint(counts: dict[str, int], workers: int) -> None:
+@given(st.dictionaries(st.sampled_from("abcdefgh"), st.integers(1, 30), min_size=1), st.integers(1, 12),
+       st.sampled_from([0.0, 0.5, 1.0, 3.0]))
+def test_groups_cover_every_item_once_keep_to_their_checkpoint_and_never_slow_the_run(
+        counts: dict[str, int], workers: int, load: float) -> None:
     its = items(**counts)
-    groups = scheduling.work_groups(its, {label: 1.0 for label in counts}, workers)
+    weights = {label: 1.0 for label in counts}
+    groups = scheduling.work_groups(its, weights, workers, load)
     assert set(groups) == {item for item, _ in its}
     assert all(scheduling.label_of(groups[item]) == label for item, label in its)
-    n_groups = len(set(groups.values()))
-    assert n_groups == max(len(counts), min(workers, sum(counts.values())))
+    units = {g: list(groups.values()).count(g) for g in set(groups.values())}
+    assert len(counts) <= len(units) <= max(len(counts), workers)
+    unsplit = scheduling.makespan(counts, weights, workers, load=load)
+    split = scheduling.makespan(units, weights, workers, load=load)
+    assert split < unsplit if len(units) > len(counts) else split == unsplit
 
 
 def test_one_checkpoint_is_split_over_two_workers_and_each_part_loads_once(demo_root: Path, tmp_path: Path) -> None:
