@@ -130,6 +130,10 @@ def _lm_eval_vllm() -> Any:
     return VLLM
 
 
+# vLLM names its processes with setproctitle: "VLLM::EngineCore", "VLLM::Worker_TP0", ...
+ENGINE_TITLE = "VLLM::"
+
+
 def close(lm: Any, device: str, nvml: Any = None, *, wait_s: float = 30.0) -> None:
     """Shut the engine down and check that it is gone before the next checkpoint loads: no
     vLLM process (engine core, tensor-parallel workers) still runs below this one, and on a GPU
@@ -151,10 +155,6 @@ def close(lm: Any, device: str, nvml: Any = None, *, wait_s: float = 30.0) -> No
             raise RuntimeError("the vLLM engine was shut down but its GPU memory is still held: "
                                + "; ".join(f"GPU {gpu}: {mib} MiB by PID {', '.join(map(str, pids))}"
                                            for gpu, mib, pids in held))
-
-
-# vLLM names its processes with setproctitle: "VLLM::EngineCore", "VLLM::Worker_TP0", ...
-ENGINE_TITLE = "VLLM::"
 
 
 def _shutdown(engine: Any) -> None:
