@@ -8,9 +8,9 @@ it; ckptgate never kills a process itself.
 
 Each xdist worker is pinned to one GPU (several with ``--allow-tensor-parallel``) before
 anything can initialise CUDA: its environment at start-up carries ``CUDA_DEVICE_ORDER=PCI_BUS_ID``
-(so CUDA numbers GPUs like NVML does) and ``CUDA_VISIBLE_DEVICES=<index>[,<index>...]``, plus ports of its own for anything that opens one
-(``MASTER_PORT`` for torch.distributed, ``VLLM_PORT``). Without GPUs, or without NVML, the run
-uses the CPU.
+(so CUDA numbers GPUs like NVML does) and ``CUDA_VISIBLE_DEVICES=<index>[,<index>...]``, plus
+ports of its own for anything that opens one (``MASTER_PORT`` for torch.distributed,
+``VLLM_PORT``). Without GPUs, or without NVML, the run uses the CPU.
 """
 
 from __future__ import annotations
@@ -105,12 +105,21 @@ def _text(value: Any) -> str:
 def _orphaned(pid: int, proc: Path = Path("/proc")) -> bool:
     """Re-parented to init (PPID 1), or its parent no longer exists. A PID outside our PID
     namespace (a container's view) cannot be judged: not called orphaned."""
+    state = _state_and_parent(pid, proc)
+    if state is None:
+        return False
+    ppid = state[1]
+    return ppid == 1 or not (proc / str(ppid)).exists()
+
+
+def _state_and_parent(pid: int, proc: Path = Path("/proc")) -> tuple[str, int] | None:
+    """A process's state letter and parent PID from /proc/PID/stat (None: gone or unreadable).
+    The command name in parentheses may itself hold ")" or spaces, so fields are read after the last ")"."""
     try:
         fields = (proc / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return False
-    ppid = int(fields[1])
-    return ppid == 1 or not (proc / str(ppid)).exists()
+        return fields[0], int(fields[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _command(pid: int, proc: Path = Path("/proc")) -> str:
@@ -129,12 +138,9 @@ def descendants(pid: int, proc: Path = Path("/proc")) -> list[tuple[int, str]]:
     except OSError:
         return []
     for entry in entries:
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # exited while we looked
-        if fields[0] != "Z":  # an exited child not yet reaped holds nothing
-            parents.setdefault(int(fields[1]), []).append(int(entry.name))
+        state = _state_and_parent(int(entry.name), proc)  # None: exited while we looked
+        if state is not None and state[0] != "Z":  # an exited child not yet reaped holds nothing
+            parents.setdefault(state[1], []).append(int(entry.name))
     found, todo = [], list(parents.get(pid, []))
     while todo:
         child = todo.pop()
