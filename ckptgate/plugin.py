@@ -17,6 +17,7 @@ import warnings
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -359,9 +360,9 @@ def _controller_state(config: pytest.Config) -> GateState | None:
         raise CkptgateError(f"--limit must be a positive number of documents, got {opt.ckptgate_limit}")
     if not 0 < opt.ckptgate_alpha < 1:
         raise CkptgateError(f"--alpha must be between 0 and 1, got {opt.ckptgate_alpha}")
-    inventory, requested = devices.inventory(), devices.parse_gpus(opt.ckptgate_gpus)
-    plan = devices.plan(inventory, workers=_worker_count(config), requested=requested,
-                        require_gpu=opt.ckptgate_require_gpu)
+    plan_gpus = partial(devices.plan, devices.inventory(), workers=_worker_count(config),
+                        requested=devices.parse_gpus(opt.ckptgate_gpus), require_gpu=opt.ckptgate_require_gpu)
+    plan = plan_gpus()
     backend = resolve_backend(opt.ckptgate_backend, plan.device)
     suite = load_suite(opt.ckptgate_suite)
     datasets = _datasets_dir(opt.ckptgate_datasets)
@@ -381,8 +382,7 @@ def _controller_state(config: pytest.Config) -> GateState | None:
             raise CkptgateError("--update-baselines records reproducible numbers only: it cannot be combined "
                                 f"with tensor parallelism (tensor_parallel_size {tensor_parallel} was needed)")
         LoadSpec(backend, plan.device, tensor_parallel_size=tensor_parallel)  # hf cannot: says so now
-        plan = devices.plan(inventory, workers=_worker_count(config), requested=requested,
-                            require_gpu=opt.ckptgate_require_gpu, per_worker=tensor_parallel)
+        plan = plan_gpus(per_worker=tensor_parallel)
     if opt.ckptgate_update_baselines and (baseline is None or len(candidates) != 1):
         raise CkptgateError(
             "--update-baselines writes one reference model's numbers: give exactly one --checkpoint "
