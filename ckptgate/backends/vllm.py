@@ -1,7 +1,8 @@
 """The vLLM backend: lm-eval's ``VLLM`` model under the settings seed 002 mandates.
 
-tensor_parallel_size 1, seed 42 (the engine's; lm-eval passes the same seed to sampling),
-temperature 0 (the tasks' greedy decoding), max_model_len from the suite (4096 for qwen3),
+tensor_parallel_size 1, seed 42 in the model args (the engine's seed, which vLLM's sampling
+draws from: lm-eval 0.4.13 sets no per-request seed; the scorer gives lm-eval's ``--seed 42``
+for random, numpy, torch and few-shot), temperature 0 (the tasks' greedy decoding), max_model_len from the suite (4096 for qwen3),
 gpu_memory_utilization 0.8, bf16 on GPU (float32 on CPU, like the hf backend, so the two can be
 compared there), batch size auto, prefix caching off (cached prefixes change log-likelihoods in
 the last bits), vLLM's batch-invariant kernels when the installed vLLM has them. Never lm-eval's
