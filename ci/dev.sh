@@ -24,7 +24,7 @@ fi
 job=${1:-}
 shift || true
 case "$job" in
-    demo) exec "$VENV/bin/pytest" -n 2 evaltests --checkpoint demo "$@" ;;
+    demo) exec "$VENV/bin/pytest" -n 2 --checkpoint demo "$@" ;;
     test) exec "$VENV/bin/pytest" -n 2 tests "$@" ;;
     vllm) exec bash ci/vllm_cpu.sh "$@" ;;
     *) echo "usage: bash ci/dev.sh demo|test|vllm [pytest args...]" >&2; exit 2 ;;

@@ -33,8 +33,10 @@ import yaml
 
 from ckptgate.errors import BaselineError
 from ckptgate.yamlfile import LineDict, check_keys, load_mapping, load_yaml, names_in, resolve_data_file
+from ckptgate.resources import baselines_dir
+from ckptgate.results import file_mode
 
-BASELINES_DIR = Path(__file__).resolve().parent.parent / "baselines"
+BASELINES_DIR = baselines_dir()
 
 # Settings that change the number a benchmark reports: a baseline measured under other values
 # of these is not comparable.
@@ -555,7 +557,7 @@ def _emit(doc: dict[str, Any]) -> str:
 
 def _write_checked(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+    mode = path.stat().st_mode & 0o777 if path.exists() else file_mode()
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     tmp = Path(tmp_name)
     try:

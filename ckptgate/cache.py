@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ckptgate.results import dir_mode
+
 
 def cache_root() -> Path:
     """``$XDG_CACHE_HOME/ckptgate`` (when set to an absolute path), else ``~/.cache/ckptgate``."""
@@ -38,6 +40,7 @@ def publish_dir(target: Path, fill: Callable[[Path], None]) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
+        staging.chmod(dir_mode())  # mkdtemp's 0o700 would hide the entry from other users
         fill(staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

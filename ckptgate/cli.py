@@ -1,6 +1,7 @@
 """The ``ckptgate`` command: helpers around the pytest gate.
 
-    ckptgate demo DIR                 write the demo checkpoint series into DIR
+    ckptgate demo DIR                 copy the shipped demo checkpoint series into DIR
+    ckptgate demo --retrain DIR       train the demo series afresh into DIR (how it was made)
     ckptgate checkpoints PATH...      discover and validate checkpoints, print their fingerprints
     ckptgate report [--results-dir]   rebuild eval_summary.csv and summary.md from stored results
     ckptgate prefill --suite NAME     fetch the hub datasets a suite reads, pin them in a manifest
@@ -20,10 +21,14 @@ from ckptgate.errors import CkptgateError
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from ckptgate.demo import build_demo
+    from ckptgate import demo
 
-    out = build_demo(Path(args.dir), progress=not args.quiet)
-    print(f"demo checkpoints written to {out}")
+    if args.retrain:
+        out = demo.retrain(Path(args.dir), progress=not args.quiet)
+        print(f"demo checkpoints trained into {out} (sha256 of every file in {out / demo.MANIFEST})")
+    else:
+        out = demo.copy_demo(Path(args.dir))
+        print(f"demo checkpoints copied to {out}")
     return 0
 
 
@@ -88,7 +93,7 @@ def _exec(args: argparse.Namespace) -> int:
     source = Path(args.program)
     if not source.is_file():
         raise CkptgateError(f"{source}: no such file")
-    limits = Limits(timeout_s=args.timeout, cpu_s=max(1, int(args.timeout) + 1))
+    limits = Limits(cpu_s=args.timeout, timeout_s=max(Limits().timeout_s, 6 * args.timeout))
     box = Sandbox(limits, required=frozenset() if args.allow_weaker else FULL_ISOLATION)
     verdict = box.run(source.read_text(encoding="utf-8"))
     print(json.dumps(verdict.to_dict(), indent=2))
@@ -98,8 +103,10 @@ def _exec(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ckptgate", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="write the demo checkpoint series (step_0100 ... bridge)")
+    demo = sub.add_parser("demo", help="copy (or --retrain) the demo checkpoint series (step_0100 ... bridge)")
     demo.add_argument("dir", help="output folder")
+    demo.add_argument("--retrain", action="store_true",
+                      help="train the series afresh (about 2 min on 2 cores; bit-identical only on the same kind of CPU)")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(func=_demo)
     ckpts = sub.add_parser("checkpoints", help="discover and validate checkpoints")
@@ -115,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     prefill.set_defaults(func=_prefill)
     run = sub.add_parser("exec", help="run one program through the code sandbox, print its verdict as JSON")
     run.add_argument("program", help="a Python file (program and its asserts)")
-    run.add_argument("--timeout", type=float, default=5.0, help="wall-clock seconds (default 5, seed 002)")
+    run.add_argument("--timeout", type=float, default=5.0, help="CPU seconds the program may use (default 5); the wall-clock guard is 6 times that, at least 30 s")
     run.add_argument("--allow-weaker", action="store_true",
                      help="run even where isolation layers are missing (they are listed in the verdict)")
     run.set_defaults(func=_exec)

@@ -1,12 +1,21 @@
-"""Embedded demo checkpoints: a tiny, genuine Qwen3 series trained locally in about a minute.
+"""Embedded demo checkpoints: a tiny, genuine Qwen3 series shipped with the project.
 
 The gate needs checkpoints whose benchmark scores really differ, without downloading anything.
-This module trains one small ``Qwen3ForCausalLM`` (about 1M parameters, byte-level BPE tokenizer)
-from a fixed seed on synthetic data for three skills, and saves snapshots along the way:
+The project ships one small ``Qwen3ForCausalLM`` training run (about 0.9M parameters, byte-level
+BPE tokenizer, bf16 safetensors) in ``evaltests/demo``, and this module both finds those files
+(checking every byte against the sha256 recorded in ``manifest.json``) and holds the code that
+trained them, so ``ckptgate demo --retrain DIR`` can regenerate them:
 
-* ``step_0100``, ``step_0300``, ``step_0800``: the demo series (:data:`DEMO_STEPS`), whose scores
-  rise with training, so a gate comparing them has real regressions and improvements to find;
-* ``bridge``: the snapshot at :data:`BRIDGE_STEP`, between the last two demo steps.
+* ``step_0100``, ``step_0300``, ``step_0800``: the early series, whose scores rise with training,
+  so a gate comparing them has real regressions and improvements to find;
+* ``step_0850``, ``step_0900``: a late plateau. The learning rate falls linearly to zero after
+  step 800, as real runs anneal it, so these checkpoints and step_0800 are of equal quality:
+  consecutive checkpoints that a gate must not call regressions;
+* ``bridge``: the snapshot at :data:`BRIDGE_STEP`, between step_0300 and step_0800.
+
+The weights are shipped, not trained on each machine, because training is not bit-identical
+across CPU instruction sets and thread counts: a locally trained series scores differently on
+every machine, and so would every number in the documentation and the tests.
 
 Each snapshot is an ordinary Hugging Face folder (``config.json``, ``model.safetensors``,
 ``generation_config.json``, tokenizer files with a ChatML chat template) that ``transformers``
@@ -21,38 +30,46 @@ Nothing here contacts a hub: the tokenizer, config, model and data are all built
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
-import os
 import random
 import shutil
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ckptgate.cache import cache_root, exclusive
+from ckptgate.resources import evaltests_dir
 
 __all__ = [
     "BRIDGE_STEP",
     "DEMO_RECIPE_VERSION",
     "DEMO_STEPS",
-    "build_demo",
-    "default_cache_root",
-    "ensure_demo",
+    "PLATEAU_STEPS",
+    "copy_demo",
+    "demo_bridge",
+    "demo_series",
+    "retrain",
+    "verify",
     "write_eval_data",
 ]
 
 #: Training steps at which the demo series is snapshotted (folders ``step_0100`` ...).
-DEMO_STEPS: tuple[int, ...] = (100, 300, 800)
-#: The step of the extra ``bridge`` snapshot, between the last two demo steps.
+DEMO_STEPS: tuple[int, ...] = (100, 300, 800, 850, 900)
+#: The late plateau: the learning rate anneals to zero after the first of these steps, so these
+#: checkpoints are of equal quality.
+PLATEAU_STEPS: tuple[int, ...] = (800, 850, 900)
+#: The step of the extra ``bridge`` snapshot, between step_0300 and step_0800.
 BRIDGE_STEP = 500
-#: Bump whenever anything below changes what gets built (data, tokenizer, model, training):
-#: it names the cache folder, so a bump makes :func:`ensure_demo` rebuild.
-DEMO_RECIPE_VERSION = "2"
+#: Bump whenever anything below changes what gets trained (data, tokenizer, model, training);
+#: it is recorded in the shipped manifest.
+DEMO_RECIPE_VERSION = "3"
+#: The shipped series (package data of ``evaltests``) and its sha256 manifest.
+SHIPPED_DIR = evaltests_dir() / "demo"
+MANIFEST = "manifest.json"
 
 BRIDGE_DIR = "bridge"
 EOS_TOKEN = "<|endoftext|>"
@@ -101,6 +118,9 @@ class _Recipe:
     head_dim: int = 32
     max_positions: int = 512
     total_steps: int = max(DEMO_STEPS)
+    # Cosine decay ends here; the learning rate then falls linearly to zero at total_steps
+    # (the plateau: checkpoints of equal quality, as at the end of a real run).
+    anneal_start: int = PLATEAU_STEPS[0]
     batch_size: int = 12
     seq_len: int = 112
     peak_lr: float = 2.5e-3
@@ -112,9 +132,6 @@ class _Recipe:
     max_pairs_per_doc: int = 5
     # Mixture of document kinds in the training stream: arithmetic QA, choice QA, text.
     mix: tuple[float, float, float] = (0.65, 0.2, 0.15)
-    # Share of arithmetic operands drawn as single-digit facts (none at 0; the check consumes a
-    # random draw either way, which the shipped checkpoints depend on).
-    facts_prob: float = 0.0
     eos_prefix_prob: float = 0.5
 
 
@@ -332,10 +349,9 @@ class _TrainingStream:
         self._held_texts = eval_data.held_out_texts()
 
     def _operands(self) -> tuple[int, int]:
-        """Training operands: mostly eval-like, some single-digit facts (the carry table)."""
+        """Training operands, drawn like the eval items' (held-out pairs excluded)."""
         while True:
-            if self._rng.random() < self._recipe.facts_prob:
-                return self._rng.randint(1, 9), self._rng.randint(1, 9)
+            self._rng.random()  # a draw of an earlier recipe, kept: the shipped weights depend on it
             a = self._rng.randint(_ARITH_LO, _ARITH_HI)
             b = self._rng.randint(_ARITH_B_LO, _ARITH_B_HI)
             if (a, b) not in self._held_pairs:
@@ -457,13 +473,18 @@ def _make_model(recipe: _Recipe, tokenizer: Any) -> Any:
 
 
 def _lr_at(step: int, recipe: _Recipe) -> float:
-    """Linear warmup, then cosine decay to ``final_lr_frac`` of the peak at the last step."""
+    """Linear warmup, cosine decay to ``final_lr_frac`` of the peak at ``anneal_start``, then a
+    linear fall to zero at ``total_steps`` (the late plateau)."""
     if step < recipe.warmup_steps:
         return recipe.peak_lr * (step + 1) / recipe.warmup_steps
-    span = max(1, recipe.total_steps - recipe.warmup_steps)
+    floor = recipe.peak_lr * recipe.final_lr_frac
+    if step >= recipe.anneal_start:
+        left = recipe.total_steps - step
+        return floor * max(0.0, left / max(1, recipe.total_steps - recipe.anneal_start))
+    span = max(1, recipe.anneal_start - recipe.warmup_steps)
     progress = min(1.0, (step - recipe.warmup_steps) / span)
     shape = 0.5 * (1.0 + math.cos(math.pi * progress))
-    return recipe.peak_lr * (recipe.final_lr_frac + (1.0 - recipe.final_lr_frac) * shape)
+    return floor + (recipe.peak_lr - floor) * shape
 
 
 def _row(stream: _TrainingStream, tokenizer: Any, rng: random.Random, recipe: _Recipe) -> list[int]:
@@ -492,17 +513,23 @@ def _batch(stream: _TrainingStream, tokenizer: Any, rng: random.Random, recipe: 
 
 @contextlib.contextmanager
 def _deterministic_torch(seed: int) -> Iterator[None]:
-    """Seed torch and force deterministic kernels, restoring the caller's global state after."""
+    """Seed torch, force deterministic kernels and one thread (a reduction's result depends on
+    how it is split over threads), restoring the caller's global state after. Bit-identical
+    retraining then holds on one kind of CPU; another instruction set may still round
+    differently, which is why the trained weights are shipped."""
     import torch
 
     was_deterministic = torch.are_deterministic_algorithms_enabled()
+    threads = torch.get_num_threads()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         torch.use_deterministic_algorithms(True)
+        torch.set_num_threads(1)
         try:
             yield
         finally:
             torch.use_deterministic_algorithms(was_deterministic)
+            torch.set_num_threads(threads)
 
 
 @contextlib.contextmanager
@@ -520,10 +547,15 @@ def _quiet_transformers() -> Iterator[None]:
 
 
 def _save_checkpoint(model: Any, tokenizer: Any, path: Path) -> None:
-    """Save one snapshot as a standard Hugging Face folder (float32 safetensors)."""
+    """Save one snapshot as a standard Hugging Face folder, in bf16 like real checkpoints (half
+    the bytes to ship; the CPU backends compute in float32, to which bf16 converts exactly)."""
+    import copy
+
+    import torch
+
     path.mkdir(parents=True, exist_ok=True)
     with _quiet_transformers():
-        model.save_pretrained(path, safe_serialization=True)
+        copy.deepcopy(model).to(torch.bfloat16).save_pretrained(path, safe_serialization=True)
         # save_jinja_files=False keeps the chat template inside tokenizer_config.json.
         tokenizer.save_pretrained(path, save_jinja_files=False)
 
@@ -587,78 +619,98 @@ def _train_and_snapshot(
 
 
 # --------------------------------------------------------------------------------------------
-# Public API: build and cache
+# Public API: the shipped series, its verification, and retraining
 # --------------------------------------------------------------------------------------------
 
 
-def build_demo(out_dir: Path, *, progress: bool = True) -> Path:
-    """Train the demo series into ``out_dir`` (``step_0100``, ``step_0300``, ``step_0800``, ``bridge``).
+def _snapshot_names() -> list[str]:
+    return [_step_dir(s) for s in DEMO_STEPS] + [BRIDGE_DIR]
 
-    Deterministic on a given machine and library versions. Shows a tqdm bar on stderr unless
-    ``progress`` is false. Returns ``out_dir``.
+
+def _file_digests(root: Path) -> dict[str, str]:
+    """sha256 of every file of every snapshot under ``root``, by path relative to ``root``."""
+    digests: dict[str, str] = {}
+    for name in _snapshot_names():
+        for path in sorted((root / name).rglob("*")):
+            if path.is_file():
+                digests[path.relative_to(root).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return digests
+
+
+def retrain(out_dir: Path, *, progress: bool = True) -> Path:
+    """Train the demo series into ``out_dir`` and write its ``manifest.json`` (sha256 of every
+    file). This is how the shipped ``evaltests/demo`` was made: ``ckptgate demo --retrain DIR``.
+
+    Deterministic on one kind of CPU with the pinned library versions (one thread, seeded,
+    deterministic kernels); another CPU may produce other bytes. Shows a tqdm bar on stderr
+    unless ``progress`` is false. Returns ``out_dir``.
     """
+    from ckptgate.results import atomic_write_text
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _train_and_snapshot(out_dir, _RECIPE, progress)
-    info = {
+    manifest = {
         "recipe_version": DEMO_RECIPE_VERSION,
         "steps": list(DEMO_STEPS),
+        "plateau_steps": list(PLATEAU_STEPS),
         "bridge_step": BRIDGE_STEP,
         "seed": _TRAIN_SEED,
+        "sha256": _file_digests(out_dir),
     }
-    (out_dir / "demo_info.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return out_dir
 
 
-def default_cache_root() -> Path:
-    """``<ckptgate cache>/demo`` (see :func:`ckptgate.cache.cache_root`)."""
-    return cache_root() / "demo"
+@functools.cache
+def verify(root: Path = SHIPPED_DIR) -> Path:
+    """Check every file of the series under ``root`` against its manifest; return ``root``.
 
-
-def demo_cache_key() -> str:
-    """Name of the cache folder: changes with the recipe and the library versions that shape it."""
-    import tokenizers
-    import torch
-    import transformers
-
-    parts = [
-        DEMO_RECIPE_VERSION,
-        repr(_RECIPE),
-        torch.__version__,
-        transformers.__version__,
-        tokenizers.__version__,
-    ]
-    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
-    return f"v{DEMO_RECIPE_VERSION}-{digest}"
-
-
-def _is_complete(path: Path) -> bool:
-    """A cache entry is complete once renamed into place; check its files anyway."""
-    names = [_step_dir(s) for s in DEMO_STEPS] + [BRIDGE_DIR]
-    return all((path / n / "model.safetensors").is_file() for n in names)
-
-
-def ensure_demo(cache_root: Path | None = None, *, progress: bool = True) -> Path:
-    """Build the demo series once per recipe and library versions; later calls return the cache.
-
-    Safe when several processes (pytest-xdist workers) call it at once: one builds under an
-    exclusive ``flock`` while the others wait, and the build goes into a temporary sibling folder
-    that is renamed into place only when complete, so nobody ever sees half a build.
+    Raises :class:`~ckptgate.errors.CkptgateError` naming each missing, extra or changed file,
+    so a damaged install or an edited checkpoint never produces numbers that look like the
+    demo's. About 30 ms for the shipped series; done once per process.
     """
-    root = Path(cache_root) if cache_root is not None else default_cache_root()
-    final = root / demo_cache_key()
-    if _is_complete(final):
-        return final
-    with exclusive(root / f"{final.name}.lock"):
-        if _is_complete(final):
-            return final
-        if final.exists():  # a broken entry (e.g. files deleted by hand): rebuild it
-            shutil.rmtree(final)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=root))
-        try:
-            build_demo(tmp, progress=progress)
-            os.rename(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return final
+    from ckptgate.errors import CkptgateError
+
+    manifest_path = root / MANIFEST
+    try:
+        expected: dict[str, str] = json.loads(manifest_path.read_text(encoding="utf-8"))["sha256"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise CkptgateError(f"demo checkpoints: cannot read {manifest_path} ({exc}); reinstall ckptgate") from exc
+    found = _file_digests(root)
+    problems = [f"{name}: missing" for name in sorted(expected.keys() - found.keys())]
+    problems += [f"{name}: not in the manifest" for name in sorted(found.keys() - expected.keys())]
+    problems += [f"{name}: sha256 differs" for name in sorted(expected.keys() & found.keys())
+                 if expected[name] != found[name]]
+    if problems:
+        listed = "\n  ".join(problems)
+        raise CkptgateError(
+            f"the demo checkpoints under {root} do not match {MANIFEST}:\n  {listed}\n"
+            "Their numbers would not be the demo's. Reinstall ckptgate (or `git checkout "
+            "evaltests/demo` in a source checkout)."
+        )
+    return root
+
+
+def demo_series() -> Path:
+    """The shipped series folder (its children step_0100 ... and bridge), verified."""
+    return verify(SHIPPED_DIR)
+
+
+def demo_bridge() -> Path:
+    """The shipped bridge checkpoint (step 500), verified."""
+    return demo_series() / BRIDGE_DIR
+
+
+def copy_demo(out_dir: Path) -> Path:
+    """Copy the shipped, verified series into ``out_dir`` (a writable series to experiment with)."""
+    source = demo_series()
+    out_dir = Path(out_dir)
+    for name in [*_snapshot_names(), MANIFEST]:
+        src = source / name
+        if src.is_dir():
+            shutil.copytree(src, out_dir / name, dirs_exist_ok=True)
+        else:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, out_dir / name)
+    return out_dir

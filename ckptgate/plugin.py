@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from ckptgate import devices, gate, hubdata, reports, results, scheduling
+from ckptgate import devices, gate, hubdata, invocation, reports, results, scheduling
 from ckptgate.backends import BACKENDS, LoadSpec, ModelPool, resolve_backend
 from ckptgate.checkpoints import Checkpoint, discover_all, parameter_count
 from ckptgate.baselines import BASELINES_DIR, Baseline, load_baseline, measured_from_record, update_baseline
@@ -260,6 +260,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 # --------------------------------------------------------------------------- configure
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
+    invocation.aim_at_gate(early_config, args)
+
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "gate(name): run the suite's benchmarks whose `test` is NAME over every checkpoint."
@@ -368,7 +374,8 @@ def _controller_state(config: pytest.Config) -> GateState | None:
     datasets = _datasets_dir(opt.ckptgate_datasets)
     scorer, missing = _data_scorer(suite, datasets)
     scorer.check(suite)
-    _require_fetched(suite, missing)
+    if not config.option.collectonly:  # listing the tests needs no data; a run stops here
+        _require_fetched(suite, missing)
     baseline = _check_baseline(opt.ckptgate_baseline, update=opt.ckptgate_update_baselines)
     bridges = bridges or ([suite.bridge] if suite.bridge else [])
     with _capture_disabled(config):
@@ -451,13 +458,12 @@ def _record_cache(option: str | None) -> Path | None:
 
 
 def _expand_demo(specs: list[str], part: str) -> list[str]:
-    """``demo`` names the embedded demo series (or its bridge), built once into a cache."""
+    """``demo`` names the shipped demo series (or its bridge), checked against its manifest."""
     if DEMO not in specs:
         return specs
-    from ckptgate.demo import ensure_demo
+    from ckptgate.demo import demo_bridge, demo_series
 
-    root = ensure_demo()
-    target = str(root if part == "series" else root / "bridge")
+    target = str(demo_series() if part == "series" else demo_bridge())
     return [target if spec == DEMO else spec for spec in specs]
 
 
@@ -540,9 +546,11 @@ def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
     gate_items = [item for item in items if item.get_closest_marker("gate")]
-    if not gate_items:
-        return
     state = config.stash.get(_STATE, None)
+    if not gate_items:
+        if state is not None and not _is_worker(config):  # xdist: the controller checks (_XdistHooks)
+            raise pytest.UsageError(_no_gate_tests(config))
+        return
     if state is None:
         raise pytest.UsageError(
             "the benchmark tests need checkpoints: pass --checkpoint PATH (repeatable) or "
@@ -567,6 +575,12 @@ def pytest_collection_modifyitems(
             item.add_marker(tag)
     others = [item for item in items if not item.get_closest_marker("gate")]
     items[:] = others + runnable
+
+
+def _no_gate_tests(config: pytest.Config) -> str:
+    return (f"--checkpoint was given, but the test paths ({_names([str(a) for a in config.args])}) hold no "
+            "benchmark of the gate. Run the gate with `pytest --checkpoint PATH` (no test path: the installed "
+            "benchmarks run), and the project's own tests with `pytest tests` (no --checkpoint)")
 
 
 def _wanted(config: pytest.Config, case: Case | None) -> bool:
@@ -788,6 +802,13 @@ class _XdistHooks:
         for i, spec in enumerate(specs):
             gpus = None if plan is None else plan.worker_gpus(i)
             spec.env.update(devices.worker_env(gpus, (ports[2 * i], ports[2 * i + 1])))
+
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        """Gate items carry their work group as xdist's ``@group`` suffix: a worker that collected
+        none means the test paths hold no benchmark (a usage error, raised here on the controller:
+        raised on a worker it would crash xdist)."""
+        if ids and not any("@" in nodeid for nodeid in ids):  # none at all: pytest's own "no tests ran"
+            raise pytest.UsageError(_no_gate_tests(node.config))
 
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         output = getattr(node, "workeroutput", None) or {}

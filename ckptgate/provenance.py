@@ -9,7 +9,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from ckptgate.resources import source_checkout
+
 _PACKAGES = (
     "pytest-ckptgate",
     "lm_eval",
@@ -41,18 +42,22 @@ def versions() -> dict[str, str]:
 
 @functools.cache
 def git_sha() -> str | None:
-    """The project's commit, with ``-dirty`` when the work tree has uncommitted changes."""
+    """The project's commit, with ``-dirty`` when the work tree has uncommitted changes; None
+    for an installed package (its version is recorded instead)."""
+    checkout = source_checkout()
+    if checkout is None:
+        return None
     try:
-        sha = _git("rev-parse", "HEAD")
-        dirty = _git("status", "--porcelain", "--untracked-files=no")
+        sha = _git(checkout, "rev-parse", "HEAD")
+        dirty = _git(checkout, "status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.CalledProcessError):
         return None
     return f"{sha}-dirty" if dirty else sha
 
 
-def _git(*args: str) -> str:
+def _git(checkout: Path, *args: str) -> str:
     return subprocess.run(
-        ["git", "-C", str(PROJECT_ROOT), *args],
+        ["git", "-C", str(checkout), *args],
         check=True,
         capture_output=True,
         text=True,

@@ -5,11 +5,23 @@ Each program (plus its tests) runs in a fresh child process tree, never in the p
 namespace when ckptgate is not root), and :mod:`ckptgate.sandbox_inside`, the first process in
 them, makes the filesystem read-only with private scratch tmpfs, sets resource limits, drops to
 an unprivileged uid when it can, and runs the program. This side feeds the job on stdin, scrubs
-the environment, caps captured output, enforces the wall-clock timeout by killing the whole
+the environment, caps captured output, enforces the wall-clock guard by killing the whole
 process group (the PID namespace takes every descendant with it), and turns what happened into
 a :class:`Verdict`. Which isolation layers were active is verified inside (namespace inodes
 compared with ours) and reported with every verdict; a sandbox missing a required layer
 refuses to run instead of running weaker.
+
+Time is judged on CPU seconds, not wall-clock seconds, so that a verdict does not depend on how
+busy the machine is: ``Limits.cpu_s`` is the budget that decides a timeout. Each process of the
+program gets it as RLIMIT_CPU (SIGXCPU at the budget, SIGKILL a second later for a program that
+ignores SIGXCPU), and the CPU time of the whole process tree (every process the program or the
+sandbox reaped: ``getrusage(RUSAGE_CHILDREN)`` inside, after the program's process ended) over
+the budget is a timeout too, so forking busy children does not multiply the budget. Children
+still running when the program's process ends are killed uncounted (at most ``processes`` of
+them, each under its own RLIMIT_CPU). ``Limits.timeout_s`` is only a generous wall-clock guard
+for programs that sleep or block. Both end as :attr:`Status.TIMEOUT`; the detail says which.
+How many sandboxes run at once is this process's share of the cores (:func:`concurrency_share`),
+so that pytest-xdist workers side by side do not oversubscribe the machine between them.
 """
 
 from __future__ import annotations
@@ -48,15 +60,15 @@ class Status(str, Enum):
     PASSED = "passed"
     FAILED = "failed"  # an assertion failed
     ERROR = "error"  # another exception, or the program exited before its tests finished
-    TIMEOUT = "timeout"  # wall clock or CPU time ran out
+    TIMEOUT = "timeout"  # the CPU-time budget ran out, or the wall-clock guard
     RESOURCE_LIMIT = "resource-limit"  # memory, processes, file size or output over their limits
     SANDBOX_ERROR = "sandbox-error"  # the sandbox failed: never the model's fault
 
 
 @dataclass(frozen=True)
 class Limits:
-    timeout_s: float = 5.0  # wall clock per sample (seed 002)
-    cpu_s: int = 6
+    cpu_s: float = 5.0  # CPU seconds per sample, the whole process tree: the limit verdicts go by (seed 002)
+    timeout_s: float = 30.0  # wall-clock guard against programs that sleep or block, well above cpu_s
     memory_mb: int = 1024
     processes: int = 32
     file_size_mb: int = 16
@@ -75,6 +87,7 @@ class Verdict:
     stderr: str = ""
     isolation: tuple[str, ...] = ()
     returncode: int | None = None
+    cpu_seconds: float | None = None  # CPU time of the program's process tree (None: killed by the wall-clock guard)
 
     @property
     def passed(self) -> bool:
@@ -86,7 +99,31 @@ class Verdict:
         data["isolation"] = list(self.isolation)
         data["stdout"], data["stderr"] = self.stdout[-excerpt:], self.stderr[-excerpt:]
         data["seconds"] = round(self.seconds, 3)
+        if self.cpu_seconds is not None:
+            data["cpu_seconds"] = round(self.cpu_seconds, 3)
         return data
+
+
+def cpu_share(processes: int) -> int:
+    """This process's share of the usable CPU cores (its affinity mask) when ``processes``
+    processes work side by side, at least 1. The same share as the HF backend's
+    ``cpu_threads`` (ckptgate/backends/hf.py), kept here so the sandbox does not import torch."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // max(1, processes))
+
+
+def xdist_workers() -> int:
+    """How many pytest-xdist workers run side by side (PYTEST_XDIST_WORKER_COUNT; 1 without xdist)."""
+    try:
+        return max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    except ValueError:
+        return 1
+
+
+def concurrency_share() -> int:
+    """How many sandboxes this process runs at once: the usable cores divided among the xdist
+    workers of the run (``pytest -n 8`` on 96 cores: 12 per worker, 96 in all), at least 1."""
+    return cpu_share(xdist_workers())
 
 
 @dataclass
@@ -95,6 +132,7 @@ class Sandbox:
 
     limits: Limits = field(default_factory=Limits)
     required: frozenset[str] = FULL_ISOLATION
+    workers: int | None = None  # sandboxes at once in run_many; None: concurrency_share()
     _layers: tuple[str, ...] | None = field(default=None, init=False, repr=False)
 
     def layers(self) -> tuple[str, ...]:
@@ -120,10 +158,16 @@ class Sandbox:
         self.check()
         return self._execute(program, tests)
 
+    def worker_count(self) -> int:
+        """How many sandboxes ``run_many`` runs at once: ``workers``, else this process's share
+        of the cores (:func:`concurrency_share`), at least 1."""
+        return max(1, self.workers or concurrency_share())
+
     def run_many(self, jobs: Sequence[tuple[str, str]], workers: int | None = None) -> list[Verdict]:
-        """Verdicts of many (program, tests) jobs, at most ``workers`` sandboxes at a time, in order."""
+        """Verdicts of many (program, tests) jobs, at most ``workers`` (default
+        :meth:`worker_count`) sandboxes at a time, in order."""
         self.check()
-        workers = max(1, workers or os.cpu_count() or 1)
+        workers = max(1, workers or self.worker_count())
         with ThreadPoolExecutor(max_workers=workers) as pool:
             return list(pool.map(lambda job: self._execute(*job), jobs))
 
@@ -173,8 +217,8 @@ def _namespace_inodes() -> dict[str, int]:
 
 
 def _communicate(proc: subprocess.Popen[bytes], job: bytes, record_fd: int, limits: Limits) -> tuple[bytes, bytes, bytes, str]:
-    """Feed the job, collect output (capped), records; kill the process group on timeout or
-    excess output. Returns stdout, stderr, records and why it ended early ("" if it did not)."""
+    """Feed the job, collect output (capped), records; kill the process group past the
+    wall-clock guard or on excess output. Returns stdout, stderr, records and why it ended early ("" if it did not)."""
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     try:
         proc.stdin.write(job)
@@ -236,8 +280,12 @@ def _mine(raw: bytes, nonce: str) -> list[dict[str, Any]]:
 
 _RESOURCE_EXCEPTIONS = {"MemoryError": "memory limit", "BlockingIOError": "process limit (fork refused)"}
 _RESOURCE_ERRNOS = {27: "file size limit", 28: "scratch space full", 12: "memory limit", 24: "open files limit"}
-_SIGNALS = {signal.SIGXCPU: (Status.TIMEOUT, "CPU time limit"), signal.SIGKILL: (Status.TIMEOUT, "CPU time limit (killed)"),
-            signal.SIGXFSZ: (Status.RESOURCE_LIMIT, "file size limit")}
+_SIGNALS = {signal.SIGXFSZ: (Status.RESOURCE_LIMIT, "file size limit")}
+
+
+def _cpu_detail(limits: Limits, cpu: float | None) -> str:
+    used = f" (used {cpu:.2f} s)" if cpu is not None else ""
+    return f"cpu time over {limits.cpu_s:g} s{used}"
 
 
 def _verdict(seconds: float, returncode: int | None, out: bytes, err: bytes, records: list[dict[str, Any]],
@@ -245,21 +293,28 @@ def _verdict(seconds: float, returncode: int | None, out: bytes, err: bytes, rec
     started = next((r for r in records if r.get("stage") == "started"), None)
     done = [r for r in records if r.get("stage") == "done"]
     ended = next((r for r in records if r.get("stage") == "ended"), {})
+    cpu = float(ended["cpu_s"]) if isinstance(ended.get("cpu_s"), (int, float)) else None
     common = {"seconds": seconds, "stdout": out.decode("utf-8", "replace"), "stderr": err.decode("utf-8", "replace"),
-              "isolation": tuple(started["layers"]) if started else (), "returncode": ended.get("exit", returncode)}
+              "isolation": tuple(started["layers"]) if started else (), "returncode": ended.get("exit", returncode),
+              "cpu_seconds": cpu}
     if ending == "timeout":
-        return Verdict(Status.TIMEOUT, detail=f"wall clock over {limits.timeout_s:g} s", **common)
+        return Verdict(Status.TIMEOUT, detail=f"wall clock over {limits.timeout_s:g} s guard", **common)
     if ending == "output":
         return Verdict(Status.RESOURCE_LIMIT, detail=f"output over {limits.output_kb} KB", **common)
     if started is None:
         return Verdict(Status.SANDBOX_ERROR, detail=f"the sandbox did not start the program (exit code {returncode})", **common)
+    signalled = ended.get("signal")
+    if (cpu is not None and cpu > limits.cpu_s) or signalled == signal.SIGXCPU:
+        # the process tree's CPU time over the budget, or a process stopped at its RLIMIT_CPU
+        # (SIGXCPU; SIGKILL at the hard limit comes with the tree over the budget too)
+        return Verdict(Status.TIMEOUT, detail=_cpu_detail(limits, cpu), **common)
     failures = [r for r in done if r.get("outcome") == "exception"]
     if failures:
         return _exception_verdict(failures[0], common)
     if any(r.get("outcome") == "completed" for r in done):
         return Verdict(Status.PASSED, **common)
-    if ended.get("signal") is not None:
-        number = int(ended["signal"])
+    if signalled is not None:
+        number = int(signalled)
         status, detail = _SIGNALS.get(number, (Status.ERROR, f"killed by signal {signal.Signals(number).name}"))
         return Verdict(status, detail=detail, **common)
     return Verdict(Status.ERROR, detail=f"exited before the tests finished (exit code {common['returncode']})", **common)
@@ -280,4 +335,4 @@ def _exception_verdict(record: dict[str, Any], common: dict[str, Any]) -> Verdic
 
 def with_limits(sandbox: Sandbox, **changes: Any) -> Sandbox:
     """A sandbox like ``sandbox`` with some limits changed (the isolation probe is redone)."""
-    return Sandbox(limits=replace(sandbox.limits, **changes), required=sandbox.required)
+    return Sandbox(limits=replace(sandbox.limits, **changes), required=sandbox.required, workers=sandbox.workers)

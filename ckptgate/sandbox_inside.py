@@ -6,13 +6,16 @@ job as JSON on stdin, then:
 
 1. makes every mount read-only, mounts small fresh tmpfs over /tmp, /var/tmp and /dev/shm, and
    creates the working directory /tmp/work (gone with the mount namespace);
-2. forks the program's process, which sets resource limits (CPU seconds, address space,
-   processes, file size, open files, no core), drops to an unprivileged uid when it runs as real
+2. forks the program's process, which sets resource limits (CPU seconds: soft at the budget,
+   SIGXCPU, hard a second above, SIGKILL; address space, processes, file size, open files, no
+   core), drops to an unprivileged uid when it runs as real
    root (so the process limit counts only the sandbox's processes, and root-owned files are not
    writable), reports the isolation layers verified, runs program + tests and reports how that
    ended, on a private pipe, each record tagged with the job's nonce;
-3. waits for it and reports its exit status or signal, then exits, which (as the PID
-   namespace's first process) ends every process the program left behind.
+3. waits for it (reaping any orphan reparented here meanwhile) and reports its exit status or
+   signal and the CPU time of the process tree (``getrusage(RUSAGE_CHILDREN)``: every process
+   reaped, by the program or here), then exits, which (as the PID namespace's first process)
+   ends every process the program left behind.
 
 ``sys.exit``/``os._exit`` before the tests finish leave no "completed" record, so they never
 count as a pass; rebinding builtins cannot change what ``assert`` raises.
@@ -20,6 +23,7 @@ count as a pass; rebinding builtins cannot change what ``assert`` raises.
 
 import ctypes
 import json
+import math
 import os
 import resource
 import sys
@@ -84,8 +88,9 @@ def _read_only_filesystem(libc, tmpfs_mb, prefix):
 
 
 def _limits(limits):
+    cpu = max(1, math.ceil(limits["cpu_s"]))  # RLIMIT_CPU counts whole seconds
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))  # SIGXCPU at the budget, SIGKILL 1 s on
     pairs = {
-        resource.RLIMIT_CPU: limits["cpu_s"],
         resource.RLIMIT_AS: limits["memory_mb"] * 2**20,
         resource.RLIMIT_NPROC: limits["processes"],
         resource.RLIMIT_FSIZE: limits["file_size_mb"] * 2**20,
@@ -137,8 +142,9 @@ def main():
             if pid == child:
                 break
         signalled = os.WIFSIGNALED(status)
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         report(stage="ended", signal=os.WTERMSIG(status) if signalled else None,
-               exit=None if signalled else os.WEXITSTATUS(status))
+               exit=None if signalled else os.WEXITSTATUS(status), cpu_s=usage.ru_utime + usage.ru_stime)
         exit_now(0)
     _limits(limits)
     layers.append("resource-limits")

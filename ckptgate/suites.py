@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from ckptgate.errors import SuiteError
+from ckptgate.resources import evaltests_dir
 from ckptgate.yamlfile import LineDict, check_keys, load_mapping, names_in, resolve_data_file
 
-EVALTESTS_DIR = Path(__file__).resolve().parent.parent / "evaltests"
+EVALTESTS_DIR = evaltests_dir()
 SUITES_DIR = EVALTESTS_DIR / "suites"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 

@@ -62,7 +62,9 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 @functools.cache
 def sandbox() -> Sandbox:
-    """This process's sandbox (isolation probed once), with seed 002's 5 s per sample."""
+    """This process's sandbox (isolation probed once): seed 002's 5 s per sample, as CPU time
+    (so verdicts do not depend on machine load), a 30 s wall-clock guard, and this process's
+    share of the cores as the number of sandboxes at once (shared among xdist workers)."""
     from ckptgate.sandbox import Sandbox
 
     box = Sandbox()
@@ -76,7 +78,8 @@ _RUNS: dict[str, dict[str, int]] = {}  # task -> verdict counts of its latest ba
 
 def passes(programs: list[str], task: str | None = None) -> list[bool]:
     """Whether each program (completion + tests) passes in the sandbox. Programs not seen before
-    run in parallel, one sandbox per CPU core; verdicts are remembered by program text, so a
+    run in parallel, this process's share of the CPU cores at once (the cores divided among the
+    run's xdist workers, :func:`ckptgate.sandbox.concurrency_share`); verdicts are remembered by program text, so a
     task's filter can run all of a benchmark's programs at once (naming the ``task``, whose
     verdict counts are then kept for its results) and its per-document metric then finds them
     done. A sandbox failure is an error, never a failed sample."""
@@ -100,11 +103,14 @@ def passes(programs: list[str], task: str | None = None) -> list[bool]:
 
 def sandbox_record(task: str) -> dict[str, Any] | None:
     """For a benchmark's results: the verdict counts of ``task``'s latest programs, the
-    isolation layers that were active and the limits; None when the task ran no programs."""
+    isolation layers that were active, the limits (``cpu_s`` decides timeouts, ``timeout_s`` is
+    the wall-clock guard) and the concurrency (sandboxes at once in this process); None when the
+    task ran no programs."""
     counts = _RUNS.pop(task, None)
     if counts is None:
         return None
     from dataclasses import asdict
 
     box = sandbox()
-    return {"verdicts": dict(sorted(counts.items())), "isolation": list(box.layers()), "limits": asdict(box.limits)}
+    return {"verdicts": dict(sorted(counts.items())), "isolation": list(box.layers()), "limits": asdict(box.limits),
+            "concurrency": box.worker_count()}

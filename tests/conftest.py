@@ -18,7 +18,7 @@ for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
 
 @pytest.fixture(scope="session")
 def demo_root() -> Path:
-    """The demo checkpoint series, built once into the shared cache."""
-    from ckptgate.demo import ensure_demo
+    """The shipped demo checkpoint series, verified against its manifest."""
+    from ckptgate.demo import demo_series
 
-    return ensure_demo(progress=False)
+    return demo_series()

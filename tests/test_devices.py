@@ -114,12 +114,32 @@ PROBE = '''
 import json, os
 from pathlib import Path
 
-def test_probe():
+import pytest
+
+
+def _probe():
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     keys = ("CUDA_DEVICE_ORDER", "CUDA_VISIBLE_DEVICES", "MASTER_PORT", "VLLM_PORT")
     out = Path.cwd() / "probe"
     out.mkdir(exist_ok=True)
     (out / f"{worker}.json").write_text(json.dumps({k: os.environ.get(k) for k in keys}))
+
+
+# Gate tests (a run with --checkpoint must collect some) that record their worker's environment
+# instead of evaluating.
+@pytest.mark.gate("arithmetic")
+def test_probe_arithmetic(benchmark_case):
+    _probe()
+
+
+@pytest.mark.gate("choice")
+def test_probe_choice(benchmark_case):
+    _probe()
+
+
+@pytest.mark.gate("text")
+def test_probe_text(benchmark_case):
+    _probe()
 '''
 
 
@@ -138,8 +158,7 @@ def pinned_run(spec: Path, tmp_path: Path, *args: str, fake_vllm: bool = False) 
 def test_each_xdist_worker_starts_pinned_to_its_own_gpu_and_ports(demo_root: Path, tmp_path: Path) -> None:
     spec = tmp_path / "gpus.json"
     spec.write_text(json.dumps([FREE, BUSY, FREE, FREE]))
-    (tmp_path / "test_probe.py").write_text(PROBE.replace("def test_probe", "def test_probe_a") +
-                                            PROBE.replace("def test_probe", "def test_probe_b"))
+    (tmp_path / "test_probe.py").write_text(PROBE)
     proc = pinned_run(spec, tmp_path, "-n", "3", "test_probe.py", "--checkpoint", str(demo_root / "step_0800"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "ckptgate: device GPU 0, 2, 3 (one per worker" in proc.stdout and "GPU 1 is busy, skipped" in proc.stdout
@@ -175,8 +194,7 @@ def probe_files(tmp_path: Path) -> dict[str, dict[str, str]]:
 def test_tensor_parallel_gives_each_worker_its_share_of_gpus_and_marks_the_run(demo_root: Path, tmp_path: Path) -> None:
     spec = tmp_path / "gpus.json"
     spec.write_text(json.dumps([TINY] * 5))
-    (tmp_path / "test_probe.py").write_text(PROBE.replace("def test_probe", "def test_probe_a") +
-                                            PROBE.replace("def test_probe", "def test_probe_b"))
+    (tmp_path / "test_probe.py").write_text(PROBE)
     ckpt = ("--checkpoint", str(demo_root / "step_0800"))
     proc = pinned_run(spec, tmp_path, "-n", "2", "test_probe.py", *ckpt, "--allow-tensor-parallel", fake_vllm=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -67,16 +67,23 @@ def test_bit_identical_copy_passes_against_the_original_as_bridge(demo_root: Pat
     assert {r["verdict"] for r in compared if r["primary"] == "True"} == {"pass"}
 
 
-def test_earlier_step_fails_against_a_later_bridge(demo_root: Path, run) -> None:  # type: ignore[no-untyped-def]
+def test_earlier_step_fails_against_a_later_bridge(demo_root: Path, tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
     proc, out = run("-n", "2", "--checkpoint", str(demo_root / "step_0100"), "--bridge", str(demo_root / "step_0800"))
     assert proc.returncode == 1, proc.stdout[-4000:]
     failed = {r["benchmark"] for r in bridge_rows(out, "step_0100") if r["verdict"] == "fail"}
     assert failed == {"arithmetic", "choice", "text"}
     assert "arithmetic (task demo_arithmetic) on step_0100:" in proc.stdout
-    assert "vs 0.9" in proc.stdout and "[95% CI" in proc.stdout and "MDE" in proc.stdout
+    # The failure names the bridge's value it was compared with (whatever the shipped step_0800 scores).
+    from ckptgate.reports import format_value
+
+    strict = next(r for r in bridge_rows(out, "step_0100") if r["metric"] == "exact_match,strict-match")
+    assert float(strict["reference"]) > float(strict["value"])
+    assert f"vs {format_value(float(strict['reference']))}" in proc.stdout
+    assert "[95% CI" in proc.stdout and "MDE" in proc.stdout
     assert "self-check FAILED" not in proc.stdout  # the bridge was loaded once, by one worker
     # The bridge's records are cached by fingerprint: the next run does not score it again.
-    again, out = run("--checkpoint", str(demo_root / "step_0300"), "--bridge", str(demo_root / "step_0800"),
+    copy = copy_checkpoint(demo_root / "step_0800", tmp_path / "copy_final")
+    again, out = run("--checkpoint", str(copy), "--bridge", str(demo_root / "step_0800"),
                      "-k", "choice", results="again")
     assert again.returncode == 0 and "2 passed" in again.stdout, again.stdout[-3000:]
     bridge_record = json.loads((out / "by_checkpoint" / "step_0800" / "choice.json").read_text())

@@ -107,7 +107,9 @@ def test_collection_groups_and_orders_by_checkpoint(pytester: pytest.Pytester, d
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     ids = [line for line in result.stdout.lines if "::test_" in line]
     labels = [line.split("[")[1].rstrip("]") for line in ids]
-    assert labels == ["step_0100"] * 3 + ["step_0300"] * 3 + ["step_0800"] * 3
+    from ckptgate.demo import DEMO_STEPS
+
+    assert labels == [label for step in DEMO_STEPS for label in [f"step_{step:04d}"] * 3]
     assert ids[0].endswith("test_arithmetic[step_0100]")
 
 

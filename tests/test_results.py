@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,20 @@ def test_text_table_is_aligned() -> None:
     lines = reports.text_table(rows)
     assert lines[0].startswith("checkpoint") and set(lines[1]) <= {"-", " "}
     assert "PASS" in lines[2]
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o002, 0o077])
+def test_result_files_follow_the_umask(tmp_path: Path, mask: int) -> None:
+    # Temporary files are created 0600: written atomically, results must still get the mode a
+    # plain open() would give them, so teammates and artifact uploaders can read them.
+    from ckptgate.cache import publish_dir
+    from ckptgate.results import atomic_write_text
+
+    old = os.umask(mask)
+    try:
+        atomic_write_text(tmp_path / "record.json", "{}")
+        entry = publish_dir(tmp_path / "entry", lambda d: (d / "f").write_text("x"))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "record.json").stat().st_mode & 0o777 == 0o666 & ~mask
+    assert entry.stat().st_mode & 0o777 == 0o777 & ~mask

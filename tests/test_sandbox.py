@@ -1,5 +1,7 @@
 """The code sandbox against an adversarial corpus (tests/sandbox_corpus): each program gets the
-verdict its first line expects, and the host is unharmed afterwards."""
+verdict its first line expects (``# expect: <status>``, optionally ``(<words in the detail>)``),
+and the host is unharmed afterwards; the CPU-time budget and the wall-clock guard; the
+concurrency share."""
 
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ from hypothesis import strategies as st
 
 from ckptgate import cli
 from ckptgate.cache import cache_root
-from ckptgate.sandbox import FULL_ISOLATION, Limits, Sandbox, Status
+from ckptgate import sandbox as sandbox_module
+from ckptgate.sandbox import FULL_ISOLATION, Limits, Sandbox, Status, concurrency_share, cpu_share
 
 CORPUS = Path(__file__).parent / "sandbox_corpus"
 CASES = sorted(p.stem for p in CORPUS.glob("*.py"))
@@ -30,13 +33,13 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox's i
 
 @pytest.fixture(scope="module")
 def sandbox() -> Sandbox:
-    box = Sandbox(Limits(timeout_s=3, cpu_s=4))
+    box = Sandbox(Limits(cpu_s=1, timeout_s=3))  # small limits, quick tests
     box.check()  # every layer of FULL_ISOLATION is available on this project's machines
     return box
 
 
 @pytest.fixture
-def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox) -> Iterator[dict[str, str]]:
     """Things on the host a program might attack, outside /tmp (which the sandbox hides)."""
     monkeypatch.setenv(SECRET_NAME, SECRET_VALUE)
     base = cache_root() / "sandbox-test" / secrets.token_hex(6)
@@ -51,19 +54,21 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, 
     listener.settimeout(0.5)
     yield {"@SENTINEL@": str(sentinel), "@VICTIM_DIR@": str(victim), "@PORT@": str(listener.getsockname()[1]),
            "@PARENT_PID@": str(os.getpid()), "@SECRET_NAME@": SECRET_NAME, "@SECRET_VALUE@": SECRET_VALUE,
-           "@TOKEN@": "cg" + secrets.token_hex(6), "_listener": listener}  # a process name: 15 bytes at most  # type: ignore[dict-item]
+           "@TOKEN@": "cg" + secrets.token_hex(6), "@CPU_S@": repr(sandbox.limits.cpu_s), "_listener": listener}  # a process name: 15 bytes at most  # type: ignore[dict-item]
     listener.close()
     subprocess.run(["rm", "-rf", str(base)], check=False)
 
 
-def program(case: str, host: dict[str, str]) -> tuple[str, str]:
+def program(case: str, host: dict[str, str]) -> tuple[str, str, str]:
+    """The corpus program with the host's values filled in, its expected status and the words
+    its verdict's detail must contain ("" when its first line names none)."""
     text = (CORPUS / f"{case}.py").read_text()
     for key, value in host.items():
         if key.startswith("@"):
             text = text.replace(key, value)
-    expected = re.match(r"# expect: (\S+)", text)
-    assert expected, f"{case}.py must start with '# expect: <status>'"
-    return text, expected.group(1)
+    expected = re.match(r"# expect: (\S+)(?: \((.+)\))?\n", text)
+    assert expected, f"{case}.py must start with '# expect: <status>' or '# expect: <status> (<detail words>)'"
+    return text, expected.group(1), expected.group(2) or ""
 
 
 def processes_with(token: str) -> list[str]:
@@ -81,11 +86,12 @@ def processes_with(token: str) -> list[str]:
 @pytest.mark.parametrize("case", CASES)
 def test_corpus_program_gets_its_verdict_and_leaves_the_host_unharmed(case: str, sandbox: Sandbox,
                                                                       host: dict[str, str]) -> None:
-    text, expected = program(case, host)
+    text, expected, detail = program(case, host)
     before = len(os.listdir("/proc"))
     started = time.monotonic()
     verdict = sandbox.run(text)
     assert verdict.status.value == expected, verdict.to_dict()
+    assert detail in verdict.detail, verdict.to_dict()
     assert time.monotonic() - started < sandbox.limits.timeout_s + 5
     assert set(FULL_ISOLATION) <= set(verdict.isolation)
     # the host afterwards
@@ -97,6 +103,53 @@ def test_corpus_program_gets_its_verdict_and_leaves_the_host_unharmed(case: str,
     time.sleep(0.1)
     assert processes_with(host["@TOKEN@"]) == []  # no descendant outlives the sample
     assert len(os.listdir("/proc")) < before + 10
+
+
+def test_cpu_time_decides_timeouts_and_the_wall_clock_is_only_a_guard(sandbox: Sandbox) -> None:
+    assert (sandbox.limits.cpu_s, sandbox.limits.timeout_s) == (1, 3)
+    busy = sandbox.run("while True:\n    pass")
+    assert busy.status is Status.TIMEOUT and busy.detail.startswith("cpu time over 1 s"), busy.to_dict()
+    assert busy.cpu_seconds is not None and busy.cpu_seconds >= 1
+    assert busy.seconds < sandbox.limits.timeout_s + 2  # stopped by its CPU limit, not by the guard
+    asleep = sandbox.run("import time\ntime.sleep(1000)")
+    assert asleep.status is Status.TIMEOUT and asleep.detail == "wall clock over 3 s guard", asleep.to_dict()
+    assert asleep.cpu_seconds is None and asleep.seconds >= 3
+    # longer than the CPU budget in wall-clock time, within it in CPU time: not a timeout
+    waits = sandbox.run("import time\ntime.sleep(1.5)", "assert True")
+    assert waits.status is Status.PASSED and waits.cpu_seconds is not None and waits.cpu_seconds < 1, waits.to_dict()
+    assert waits.to_dict()["cpu_seconds"] == round(waits.cpu_seconds, 3)
+
+
+def test_seed_limits_are_five_cpu_seconds_and_a_generous_wall_clock_guard() -> None:
+    limits = Limits()
+    assert limits.cpu_s == 5.0  # seed 002's budget per sample, now CPU time
+    assert limits.timeout_s >= 5 * limits.cpu_s  # only catches programs that sleep or block
+
+
+def test_concurrency_is_the_cores_shared_among_the_xdist_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(96)), raising=False)
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
+    assert concurrency_share() == 96  # no xdist: the one process gets every usable core
+    for workers, share in [("8", 12), ("1", 96), ("5", 19), ("96", 1), ("200", 1), ("0", 96), ("many", 96)]:
+        monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", workers)
+        assert concurrency_share() == share, workers
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "8")
+    assert Sandbox().worker_count() == 12
+    assert Sandbox(workers=3).worker_count() == 3
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 5}, raising=False)  # a pinned process
+    assert concurrency_share() == 1 and cpu_share(1) == 2 and cpu_share(0) == 2
+
+
+def test_run_many_runs_this_process_share_of_sandboxes_at_once(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    pools: list[int] = []
+    real = sandbox_module.ThreadPoolExecutor
+    monkeypatch.setattr(sandbox_module, "ThreadPoolExecutor",
+                        lambda max_workers: pools.append(max_workers) or real(max_workers=max_workers))
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+    jobs = [HONEST[0][:2]] * 3
+    assert [v.status for v in sandbox.run_many(jobs)] == [Status.PASSED] * 3
+    assert sandbox.run_many(jobs, workers=5)[0].passed
+    assert pools == [cpu_share(2), 5]
 
 
 def test_early_exits_and_patched_builtins_never_pass(sandbox: Sandbox) -> None:

@@ -1,5 +1,5 @@
-# expect: timeout
-# A child process burns CPU while the parent waits for it; the whole tree must go.
+# expect: timeout (cpu time over)
+# A child process burns CPU while the parent waits for it: stopped at its CPU limit, the tree over budget.
 import ctypes
 import os
 

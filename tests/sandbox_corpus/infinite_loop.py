@@ -1,3 +1,3 @@
-# expect: timeout
+# expect: timeout (cpu time over)
 while True:
     pass
