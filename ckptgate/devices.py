@@ -3,7 +3,7 @@
 The controller process asks NVML (nvidia-ml-py's ``pynvml``) for the GPUs and the processes
 holding them; it never initialises CUDA. A GPU is *free* when no compute process holds it and
 its used memory is under ``FREE_MEMORY_MIB``. A process holding a GPU whose parent is gone
-(re-parented to init, seed 002's "zombie") is reported with its PID and the command that ends
+(re-parented to init, a "zombie") is reported with its PID and the command that ends
 it; ckptgate never kills a process itself.
 
 Each xdist worker is pinned to one GPU (several with ``--allow-tensor-parallel``) before
@@ -67,6 +67,13 @@ class Inventory:
 
     def zombies(self) -> list[tuple[Gpu, GpuProcess]]:
         return [(gpu, proc) for gpu in self.gpus for proc in gpu.processes if proc.orphaned]
+
+
+def cpu_share(processes: int) -> int:
+    """This process's share of the usable CPU cores (its affinity mask) when ``processes``
+    processes work side by side, at least 1: torch threads of the hf backend, sandboxes at once."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // max(1, processes))
 
 
 def inventory(nvml: Any = None) -> Inventory:
@@ -281,7 +288,7 @@ def pin_this_process(env: dict[str, str]) -> None:
 # --------------------------------------------------------------------------- model-size planning
 
 # Weights may take this share of the memory vLLM is allowed (gpu_memory_utilization of the GPU);
-# the rest is KV cache and activations. It reproduces seed 001's table: 8B in bf16 (16 GB) needs
+# the rest is KV cache and activations. It reproduces the usual sizing table: 8B in bf16 (16 GB) needs
 # an 80 GB GPU, 70B (140 GB) needs four.
 WEIGHT_SHARE = 0.6
 SERVING_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}

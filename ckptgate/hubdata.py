@@ -1,6 +1,6 @@
 """Hub datasets a suite reads: fetch them once (``ckptgate prefill``), then run offline.
 
-Seed 003's pattern in two phases. Where the hub is reachable, ``ckptgate prefill --suite NAME``
+Prefetch, then run offline, in two phases. Where the hub is reachable, ``ckptgate prefill --suite NAME``
 downloads every hub dataset the suite's lm-eval tasks read, at a pinned revision (the suite's
 ``dataset_revisions`` or, when it pins none, the revision the hub serves at that moment), and
 writes a manifest (``<cache>/hub-datasets.json``) with the commit, the snapshot folder and a

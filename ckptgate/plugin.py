@@ -206,7 +206,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         dest="ckptgate_allow_tensor_parallel",
         help="split a checkpoint too big for one GPU over several (vLLM tensor_parallel_size 2, 4, ...); "
-        "its results are then marked not reproducible (seed 002 mandates tensor_parallel_size=1).",
+        "its results are then marked not reproducible (tensor_parallel_size 1: splitting a model over GPUs "
+        "changes its numbers, so results would not reproduce).",
     )
     group.addoption(
         "--results-dir",
@@ -320,7 +321,8 @@ def _pin_main_process(config: pytest.Config, state: GateState) -> None:
 
 
 NOT_REPRODUCIBLE = ("tensor_parallel_size {tp} (--allow-tensor-parallel): results are NOT reproducible "
-                    "(seed 002 mandates tensor_parallel_size=1)")
+                    "(tensor_parallel_size 1 is the reproducible setting: splitting a model over GPUs "
+                    "changes its numbers)")
 
 
 def _tensor_parallel(plan: devices.Plan, parameters_of: dict[str, int], allow: bool) -> int:
@@ -339,7 +341,7 @@ def _tensor_parallel(plan: devices.Plan, parameters_of: dict[str, int], allow: b
                f"{needed[label]} GPUs of {smallest / 1024:.0f} GiB")
     if not allow:
         raise DeviceError(
-            f"{too_big}, but ckptgate runs one GPU per model (tensor_parallel_size=1, seed 002: results "
+            f"{too_big}, but ckptgate runs one GPU per model (tensor_parallel_size=1: results "
             "are reproducible only without tensor parallelism); use GPUs with more memory, or pass "
             "--allow-tensor-parallel to split it over several (its results are then marked not reproducible)"
         )

@@ -96,8 +96,8 @@ _BASELINE_HEADER = ("Benchmark", "Setting", "Metric", "{checkpoint}", "{baseline
 
 
 def baseline_tables(rows: Sequence[SummaryRow]) -> list[str]:
-    """One table per candidate checkpoint and baseline, in the shape of the team notes' baseline
-    tables (seed 002): benchmark, setting, metric, this checkpoint, baseline, delta, verdict."""
+    """One table per candidate checkpoint and baseline, in the shape of the usual baseline
+    table: benchmark, setting, metric, this checkpoint, baseline, delta, verdict."""
     lines: list[str] = []
     groups: dict[tuple[str, str], list[SummaryRow]] = {}
     for row in rows:
@@ -111,7 +111,7 @@ def baseline_tables(rows: Sequence[SummaryRow]) -> list[str]:
 
 
 def _baseline_cells(row: SummaryRow) -> tuple[str, ...]:
-    # proportions in percent, like the team notes (68.61%); the perplexity family as it is
+    # proportions in percent, like the usual baseline table (68.61%); the perplexity family as it is
     percent = row.metric.split(",", 1)[0] not in PERPLEXITY_FAMILY
     return (row.benchmark, row.setting, row.metric, _number(row.value, percent), _number(row.reference, percent),
             _number(row.delta, percent, signed=True), _verdict(row) + _qualifier(row))

@@ -218,7 +218,7 @@ def row_context(checkpoint: dict[str, Any], benchmark: dict[str, Any], limit: in
 
 
 def setting(num_fewshot: int | None) -> str:
-    """The team notes' name for a benchmark's setting: "4-shot", "0-shot"."""
+    """The usual baseline table's name for a benchmark's setting: "4-shot", "0-shot"."""
     return "task default shots" if num_fewshot is None else f"{num_fewshot}-shot"
 
 

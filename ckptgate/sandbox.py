@@ -43,6 +43,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from ckptgate.devices import cpu_share
 from ckptgate.errors import CkptgateError
 
 INSIDE = Path(__file__).with_name("sandbox_inside.py")
@@ -67,7 +68,7 @@ class Status(str, Enum):
 
 @dataclass(frozen=True)
 class Limits:
-    cpu_s: float = 5.0  # CPU seconds per sample, the whole process tree: the limit verdicts go by (seed 002)
+    cpu_s: float = 5.0  # CPU seconds per sample, the whole process tree: the limit verdicts go by
     timeout_s: float = 30.0  # wall-clock guard against programs that sleep or block, well above cpu_s
     memory_mb: int = 1024
     processes: int = 32
@@ -102,14 +103,6 @@ class Verdict:
         if self.cpu_seconds is not None:
             data["cpu_seconds"] = round(self.cpu_seconds, 3)
         return data
-
-
-def cpu_share(processes: int) -> int:
-    """This process's share of the usable CPU cores (its affinity mask) when ``processes``
-    processes work side by side, at least 1. The same share as the HF backend's
-    ``cpu_threads`` (ckptgate/backends/hf.py), kept here so the sandbox does not import torch."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // max(1, processes))
 
 
 def xdist_workers() -> int:

@@ -62,7 +62,7 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 @functools.cache
 def sandbox() -> Sandbox:
-    """This process's sandbox (isolation probed once): seed 002's 5 s per sample, as CPU time
+    """This process's sandbox (isolation probed once): 5 s per sample, as CPU time
     (so verdicts do not depend on machine load), a 30 s wall-clock guard, and this process's
     share of the cores as the number of sandboxes at once (shared among xdist workers)."""
     from ckptgate.sandbox import Sandbox

@@ -28,7 +28,7 @@ def test_auto_is_vllm_on_a_gpu_when_installed_and_hf_otherwise(monkeypatch: pyte
         backends.resolve_backend("tgi", "cuda")
 
 
-def test_vllm_settings_are_seed_002s_and_recorded() -> None:
+def test_vllm_settings_are_the_mandated_ones_and_recorded() -> None:
     gpu = backends.LoadSpec("vllm", "cuda", 8, 4096).expected_settings()
     assert {k: gpu[k] for k in ("backend", "dtype", "seed", "max_model_len", "tensor_parallel_size",
                                 "data_parallel_size", "gpu_memory_utilization", "batch_size", "enable_prefix_caching")} == {

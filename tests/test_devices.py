@@ -97,7 +97,7 @@ def test_orphaned_holder_is_reported_with_its_pid_and_how_to_end_it(tmp_path: Pa
     [(1_000_000_000, 24, 1), (3_000_000_000, 80, 1), (8_000_000_000, 80, 1), (8_000_000_000, 24, 2),
      (70_000_000_000, 80, 4)],
 )
-def test_model_size_planning_matches_seed_001(parameters: int, total_gib: int, needed: int) -> None:
+def test_model_size_planning_matches_the_sizing_table(parameters: int, total_gib: int, needed: int) -> None:
     assert devices.gpus_needed(parameters, total_gib * 1024) == needed
 
 

@@ -1,5 +1,5 @@
 """The qwen3 suite's full pipeline offline: real lm-eval task definitions on local fixtures
-(tests/fixtures/datasets, the datasets' own schema), the demo checkpoint, seed 002's metric keys
+(tests/fixtures/datasets, the datasets' own schema), the demo checkpoint, the baselines' metric keys
 and the qwen3-1.7b-base baseline lookup."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 from test_e2e import ROOT, gate
 
 FIXTURES = ROOT / "tests" / "fixtures" / "datasets"
-# benchmark -> (task, shots, seed 002's flexible-extract, strict-match)
-SEED_002 = {
+# benchmark -> (task, shots, baseline flexible-extract, strict-match)
+GSM8K = {
     "gsm8k_4shot": ("gsm8k", 4, 0.6861, 0.5944),
     "gsm8k_8shot": ("gsm8k", 8, 0.7013, 0.6960),
     "gsm8k_cot_4shot": ("gsm8k_cot", 4, 0.6983, 0.5163),
@@ -20,7 +20,7 @@ SEED_002 = {
 }
 
 
-# benchmark -> seed 002's (exact_match, math_verify); the group is the size-weighted mean of its subjects
+# benchmark -> baseline (exact_match, math_verify); the group is the size-weighted mean of its subjects
 MINERVA = {
     "minerva_math_4shot": (0.2820, 0.3908),
     "minerva_math_prealgebra_4shot": (0.4730, 0.6085),
@@ -33,7 +33,7 @@ MINERVA = {
 }
 
 
-def test_qwen3_math_runs_offline_with_seed_002_keys_and_baselines(demo_root: Path, tmp_path: Path) -> None:
+def test_qwen3_math_runs_offline_with_the_mandated_keys_and_baselines(demo_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "results"
     proc = gate("--suite", "qwen3", "--checkpoint", str(demo_root / "step_0800"), "--datasets", str(FIXTURES),
                 "--baseline", "qwen3-1.7b-base", "--record-cache", "none", "--results-dir", str(out))
@@ -43,7 +43,7 @@ def test_qwen3_math_runs_offline_with_seed_002_keys_and_baselines(demo_root: Pat
         rows = [r for r in csv.DictReader(handle) if r["against"] == "baseline:qwen3-1.7b-base"]
     seen = {(r["benchmark"], r["metric"]): float(r["reference"]) for r in rows}
     expected = {}
-    for bench, (_task, _shots, flexible, strict) in SEED_002.items():
+    for bench, (_task, _shots, flexible, strict) in GSM8K.items():
         expected[(bench, "exact_match,flexible-extract")] = flexible
         expected[(bench, "exact_match,strict-match")] = strict
     for bench, (exact, verify) in MINERVA.items():
@@ -59,7 +59,7 @@ def test_qwen3_math_runs_offline_with_seed_002_keys_and_baselines(demo_root: Pat
     # of the fixtures: those fail (the rest depend on single answers of the tiny model).
     hopeless = [r for r in rows if r["primary"] == "True" and float(r["value"]) == 0 and float(r["reference"]) >= 0.4]
     assert hopeless and {r["verdict"] for r in hopeless} == {"fail"}
-    for bench, (task, shots, _f, _s) in SEED_002.items():
+    for bench, (task, shots, _f, _s) in GSM8K.items():
         record = json.loads((out / "by_checkpoint" / "step_0800" / f"{bench}.json").read_text())
         assert record["benchmark"]["task"] == task and record["config"]["num_fewshot"] == shots
         assert record["config"]["gen_kwargs"]["max_gen_toks"] == 256  # set explicitly, recorded

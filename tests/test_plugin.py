@@ -156,7 +156,7 @@ def test_a_suite_names_its_stage_bridge(pytester: pytest.Pytester, demo_root: Pa
 
 
 def test_opt_in_benchmarks_run_only_when_named(pytester: pytest.Pytester, demo_root: Path) -> None:
-    """qwen3's hendrycks_math is misleading (seed 002): collected only when asked for by name."""
+    """qwen3's hendrycks_math is misleading (it misjudges base models): collected only when asked for by name."""
     args = [EVALTESTS, "--suite", "qwen3", "--checkpoint", str(demo_root / "step_0800"), "--collect-only", "-q",
             "--datasets", str(Path(EVALTESTS).parent / "tests" / "fixtures" / "datasets")]
     default = run(pytester, *args).stdout.str()

@@ -120,9 +120,9 @@ def test_cpu_time_decides_timeouts_and_the_wall_clock_is_only_a_guard(sandbox: S
     assert waits.to_dict()["cpu_seconds"] == round(waits.cpu_seconds, 3)
 
 
-def test_seed_limits_are_five_cpu_seconds_and_a_generous_wall_clock_guard() -> None:
+def test_sandbox_limits_are_five_cpu_seconds_and_a_generous_wall_clock_guard() -> None:
     limits = Limits()
-    assert limits.cpu_s == 5.0  # seed 002's budget per sample, now CPU time
+    assert limits.cpu_s == 5.0  # 5 s budget per sample, as CPU time
     assert limits.timeout_s >= 5 * limits.cpu_s  # only catches programs that sleep or block
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import torch
 from lm_eval.models.huggingface import HFLM
 
 from ckptgate.checkpoints import Checkpoint
+from ckptgate.devices import cpu_share
 
 SEED = 42
 # lm-eval's "auto" batch size probes for the largest batch that does not run out of memory;
@@ -17,11 +17,10 @@ CPU_BATCH_SIZE = 32
 
 
 def cpu_threads(processes: int) -> int:
-    """This process's share of the CPU cores when ``processes`` evaluate side by side: xdist
-    workers must not oversubscribe the cores (two workers with a full-size torch thread pool
-    each run several times slower)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // max(1, processes))
+    """Torch threads for this process when ``processes`` evaluate side by side: xdist workers
+    must not oversubscribe the cores (two workers with a full-size torch thread pool each run
+    several times slower)."""
+    return cpu_share(processes)
 
 
 def settings_for(dev: str, processes: int = 1, max_model_len: int | None = None) -> dict[str, Any]:

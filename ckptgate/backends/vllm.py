@@ -1,4 +1,4 @@
-"""The vLLM backend: lm-eval's ``VLLM`` model under the settings seed 002 mandates.
+"""The vLLM backend: lm-eval's ``VLLM`` model under the settings that keep its results reproducible.
 
 tensor_parallel_size 1, seed 42 in the model args (the engine's seed, which vLLM's sampling
 draws from: lm-eval 0.4.13 sets no per-request seed; the scorer gives lm-eval's ``--seed 42``

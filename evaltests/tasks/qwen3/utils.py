@@ -1,4 +1,4 @@
-"""math_qwen: MATH with Qwen's protocol (seed 002): "Question: X\nAnswer:" prompts, chain-of-thought
+"""math_qwen: MATH with Qwen's protocol: "Question: X\nAnswer:" prompts, chain-of-thought
 few-shot answers ending in \\boxed{}, the answer taken from the last \\boxed{} or "The answer is X",
 and checked by symbolic equivalence (scorers.math_answers), not by string matching."""
 
