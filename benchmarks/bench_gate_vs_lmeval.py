@@ -83,9 +83,9 @@ def main() -> None:
     if args.checkpoint:
         ckpt = Path(args.checkpoint).resolve()
     else:
-        from ckptgate.demo import ensure_demo
+        from ckptgate.demo import demo_series
 
-        ckpt = ensure_demo() if args.series else ensure_demo() / "step_0800"
+        ckpt = demo_series() if args.series else demo_series() / "step_0800"
     ckpts = {c.label: str(c.load_path) for c in discover(ckpt)}
     suite = load_suite("demo")
     task_dir = str(suite.task_paths[0])

@@ -29,7 +29,7 @@ OUT=results/backends
 rm -rf "$OUT"
 # The same checkpoint files for both: the demo series as .venv builds it (.venv-vllm's other
 # library versions would train a series of its own).
-DEMO=$(.venv/bin/python -c "from ckptgate.demo import ensure_demo; print(ensure_demo())")
+DEMO=$(.venv/bin/python -c "from ckptgate.demo import demo_series; print(demo_series())")
 CKPTS=(--checkpoint "$DEMO/step_0100" --checkpoint "$DEMO/step_0300" --checkpoint "$DEMO/step_0800")
 .venv/bin/pytest -n 2 evaltests "${CKPTS[@]}" --backend hf --record-cache none --results-dir "$OUT/hf" "$@"
 # one process: a vLLM CPU engine uses every core itself
