@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="copy (or --retrain) the demo checkpoint series (step_0100 ... bridge)")
     demo.add_argument("dir", help="output folder")
     demo.add_argument("--retrain", action="store_true",
-                      help="train the series afresh (about 2 min on 2 cores; bit-identical only on the same kind of CPU)")
+                      help="train the series afresh (about 3 min on 2 cores; bit-identical only on the same kind of CPU)")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(func=_demo)
     ckpts = sub.add_parser("checkpoints", help="discover and validate checkpoints")

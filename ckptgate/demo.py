@@ -706,11 +706,7 @@ def copy_demo(out_dir: Path) -> Path:
     """Copy the shipped, verified series into ``out_dir`` (a writable series to experiment with)."""
     source = demo_series()
     out_dir = Path(out_dir)
-    for name in [*_snapshot_names(), MANIFEST]:
-        src = source / name
-        if src.is_dir():
-            shutil.copytree(src, out_dir / name, dirs_exist_ok=True)
-        else:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, out_dir / name)
+    for name in _snapshot_names():
+        shutil.copytree(source / name, out_dir / name, dirs_exist_ok=True)
+    shutil.copyfile(source / MANIFEST, out_dir / MANIFEST)
     return out_dir

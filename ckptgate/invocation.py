@@ -51,12 +51,14 @@ def _reroot(config: pytest.Config, args: list[str]) -> None:
         invocation_dir=config.invocation_params.dir,
     )
     changed_ini = inipath != config.inipath
+    derived_confcutdir = str(config.inipath.parent if config.inipath is not None else config.rootpath)
     config._rootpath = rootpath  # noqa: SLF001 - see the module docstring
     config._inipath = inipath  # noqa: SLF001
     config._inicfg = inicfg  # noqa: SLF001
     config._inicache.clear()  # noqa: SLF001
     config._parser.extra_info["rootdir"] = str(rootpath)  # noqa: SLF001
     config._parser.extra_info["inifile"] = str(inipath)  # noqa: SLF001
-    namespace.confcutdir = str(inipath.parent if inipath is not None else rootpath)
+    if namespace.confcutdir == derived_confcutdir:  # pytest's default, not the user's --confcutdir
+        namespace.confcutdir = str(inipath.parent if inipath is not None else rootpath)
     if changed_ini and inipath is not None:
         args[:0] = config.getini("addopts")
