@@ -1,11 +1,17 @@
-"""Power of the exact McNemar gate (``ckptgate.stats.paired_binary``, margin 0).
+"""Operating characteristics of the gate's verdicts on paired 0/1 scores: P(PASS), P(FAIL) and
+P(INCONCLUSIVE) against the true accuracy drop, for GSM8K (1,319), MATH (5,000) and HumanEval (164)
+sizes, under the qwen3 suite's gating (7 primary comparisons against one bridge, Holm at family-wise
+alpha 0.05; margins 1.5 points for accuracies, 2 points for pass@k).
 
     .venv/bin/python benchmarks/bench_power.py [--sims N] [--seed S]
 
-Prints, for benchmark sizes n and true accuracy drops, the Monte-Carlo probability that
-the gate flags the drop, at alpha = 0.05 (one metric) and at 0.05/40 (Holm's first,
-strictest step in a suite of 40 gated metrics), plus the analytic minimum detectable
-effect at 80% power. Pure numpy/scipy; no model is loaded. Takes a few seconds.
+Realistic item-level agreement: each item has its own success probability r ~ Beta (mean 0.6),
+the two checkpoints answer independently given the item, and the Beta's spread sets how often two
+checkpoints of equal quality disagree (agreement 92.5%: 7.5% of items discordant). The candidate's
+probability on an item is r * (1 - drop / 0.6), so its expected accuracy is lower by exactly
+``drop``. Items are redrawn every run, which makes the (losses, wins, ties) counts exactly
+multinomial; the verdict is the gate's own (ckptgate.stats.paired_binary_counts, gate.decide with
+Holm over the family, whose other six comparisons are of equal quality). No model is loaded.
 """
 
 from __future__ import annotations
@@ -16,49 +22,77 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ckptgate.stats import binary_power, mde  # noqa: E402
+from ckptgate import gate, stats  # noqa: E402
 
-P_REF = 0.70  # reference accuracy
-DISCORDANCE = 0.15  # fraction of items on which the two checkpoints disagree
-SIZES = (164, 500, 1319, 5000)  # humaneval, a typical subset, gsm8k, a large suite
-DROPS = (0.01, 0.02, 0.03, 0.05, 0.10)  # true accuracy drops
-ALPHAS = (("alpha = 0.05", 0.05), ("alpha = 0.05/40 (Holm worst case, 40 metrics)", 0.05 / 40))
+MEAN = 0.6
+ALPHA = 0.05
+FAMILY = 7  # the qwen3 suite's primary metrics, each against one bridge
+BENCHMARKS = (("GSM8K", 1319, 0.015), ("MATH", 5000, 0.015), ("HumanEval", 164, 0.02))
+DROPS = (0.0, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05)
+AGREEMENTS = (0.90, 0.925, 0.95)
 
 
-def _table(alpha: float, sims: int, seed: int) -> list[str]:
-    head = f"{'n':>6} | " + " ".join(f"{f'-{d * 100:g} pt':>8}" for d in DROPS) + " | MDE@80%"
-    rows = [head, "-" * len(head)]
-    for n in SIZES:
-        powers = [
-            binary_power(n, d, p_ref=P_REF, discordance=DISCORDANCE, alpha=alpha, sims=sims, seed=seed + i)
-            for i, d in enumerate(DROPS)
-        ]
-        # Under H0 the per-item difference is +-1 on discordant items: sd = sqrt(discordance).
-        detectable = mde(math.sqrt(DISCORDANCE), n, alpha=alpha)
-        cells = " ".join(f"{p:8.1%}" for p in powers)
-        rows.append(f"{n:>6} | {cells} | {detectable * 100:5.1f} pt")
-    return rows
+def cells(agreement: float, drop: float) -> np.ndarray:
+    """P(loss), P(win), P(tie) for Beta item probabilities with the given equal-quality agreement."""
+    e_r_1mr = (1.0 - agreement) / 2.0  # E[r (1 - r)]: half the discordance of equal checkpoints
+    # For r ~ Beta(a, b) with a + b = t: E[r(1-r)] = mu (1 - mu) t / (t + 1), solved for t.
+    t = e_r_1mr / (MEAN * (1 - MEAN) - e_r_1mr)
+    a, b = MEAN * t, (1 - MEAN) * t
+    e_r2 = a * (a + 1) / (t * (t + 1))
+    k = 1.0 - drop / MEAN
+    loss, win = MEAN - k * e_r2, k * (MEAN - e_r2)
+    return np.array([loss, win, 1.0 - loss - win])
+
+
+def verdicts(n: int, margin: float, agreement: float, drop: float, sims: int, rng: np.random.Generator) -> np.ndarray:
+    """The gate's settled verdicts of ``sims`` runs on the comparison with the true ``drop``."""
+    policy = gate.Policy(ALPHA, FAMILY)
+    counts = rng.multinomial(n, cells(agreement, drop), size=(sims, FAMILY))
+    counts[:, 1:] = rng.multinomial(n, cells(agreement, 0.0), size=(sims, FAMILY - 1))
+    losses, wins = counts[..., 0], counts[..., 1]
+    p_reg, p_ni = stats.paired_binary_counts(losses, wins, n, margin)
+    holm = np.array([stats.holm(row) for row in p_reg])
+    material = (losses[:, 0] - wins[:, 0]) / n >= margin
+    return np.array([gate.decide(bool(m), float(p), float(q), policy, float(h))
+                     for m, p, q, h in zip(material, p_reg[:, 0], p_ni[:, 0], holm[:, 0])])
+
+
+def smallest_failing_drop(n: int, margin: float, agreement: float, sims: int, seed: int) -> float:
+    """The smallest true drop (0.1-point steps) that FAILs at least 80% of the time."""
+    rng = np.random.default_rng(seed)
+    for tenth in range(1, 101):
+        drop = tenth / 1000
+        if np.mean(verdicts(n, margin, agreement, drop, sims, rng) == "fail") >= 0.8:
+            return drop
+    return math.nan
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sims", type=int, default=4000, help="simulated runs per cell")
-    parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--sims", type=int, default=2000, help="simulated runs per cell (default 2000)")
+    parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args()
     start = time.perf_counter()
-    print("Power of the exact one-sided McNemar gate (paired 0/1 scores, margin 0)")
-    print(f"  reference accuracy p_ref = {P_REF:.2f}; {DISCORDANCE:.0%} of items discordant")
-    print("  (candidate accuracy = p_ref - drop; the drop shifts discordant items from wins")
-    print(f"  to losses); {args.sims} simulated runs per cell, Monte-Carlo se <= "
-          f"{50 / math.sqrt(args.sims):.1f} points of power.")
-    print("  MDE@80%: analytic normal approximation, (z_{1-alpha} + z_0.8) * sqrt(discordance / n);")
-    print("  more discordance (less similar checkpoints) means a larger MDE, as sqrt(discordance).")
-    for title, alpha in ALPHAS:
-        print(f"\n{title}")
-        print("\n".join(_table(alpha, args.sims, args.seed)))
+    rng = np.random.default_rng(args.seed)
+    print(f"Verdicts of one primary comparison in a family of {FAMILY} (Holm, family-wise alpha {ALPHA}); "
+          f"{args.sims} runs per cell, Monte-Carlo se <= {50 / math.sqrt(args.sims):.1f} points")
+    for agreement in AGREEMENTS:
+        print(f"\nitem-level agreement of equal checkpoints {agreement:.1%}")
+        print(f"{'benchmark':<10} {'n':>5} {'margin':>6} | {'true drop':>9} | {'P(pass)':>7} {'P(fail)':>7} {'P(inconcl.)':>11}")
+        for name, n, margin in BENCHMARKS:
+            for drop in DROPS:
+                v = verdicts(n, margin, agreement, drop, args.sims, rng)
+                print(f"{name:<10} {n:>5} {margin * 100:>5g}pt | {drop * 100:>7.1f}pt | {np.mean(v == 'pass'):>7.1%} "
+                      f"{np.mean(v == 'fail'):>7.1%} {np.mean(v == 'inconclusive'):>11.1%}")
+    print("\nSmallest true drop that FAILs 80% of the time on GSM8K (n=1319, margin 1.5 points):")
+    for agreement in (0.90, 0.92, 0.925, 0.93, 0.95):
+        drop = smallest_failing_drop(1319, 0.015, agreement, args.sims, args.seed + 1)
+        print(f"  agreement {agreement:.1%}: {drop * 100:.1f} points")
     print(f"\n({time.perf_counter() - start:.1f} s)")
 
 

@@ -24,7 +24,10 @@ fi
 job=${1:-}
 shift || true
 case "$job" in
-    demo) exec "$VENV/bin/pytest" -n 2 --checkpoint demo "$@" ;;
+    demo)
+        # The demo checkpoints, unless the arguments name others (e.g. --checkpoint demo:all).
+        case " $* " in *" --checkpoint"*) exec "$VENV/bin/pytest" -n 2 "$@" ;; esac
+        exec "$VENV/bin/pytest" -n 2 --checkpoint demo "$@" ;;
     test) exec "$VENV/bin/pytest" -n 2 tests "$@" ;;
     vllm) exec bash ci/vllm_cpu.sh "$@" ;;
     *) echo "usage: bash ci/dev.sh demo|test|vllm [pytest args...]" >&2; exit 2 ;;

@@ -5,6 +5,8 @@
     ckptgate checkpoints PATH...      discover and validate checkpoints, print their fingerprints
     ckptgate report [--results-dir]   rebuild eval_summary.csv and summary.md from stored results
     ckptgate prefill --suite NAME     fetch the hub datasets a suite reads, pin them in a manifest
+    ckptgate calibrate --checkpoint RUN --suite NAME [--last K]
+                                      margins from the noise between a run's last checkpoints
     ckptgate exec PROGRAM.py          run one program through the code sandbox, print the verdict
 
 The gate itself runs under pytest: ``pytest -n 2 evaltests --checkpoint PATH``.
@@ -85,6 +87,21 @@ def _prefill(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibrate(args: argparse.Namespace) -> int:
+    from ckptgate import calibrate
+
+    results_dir = Path(args.results_dir).resolve()
+    extra = [] if args.limit is None else ["--limit", str(args.limit)]
+    suite, window, rows = calibrate.calibrate(args.checkpoint, args.suite, last=args.last, results_dir=results_dir,
+                                              alpha=args.alpha, pytest_args=extra)
+    out = Path(args.out) if args.out else results_dir / f"margins-{suite.name}.yaml"
+    calibrate.write_margins(out, suite, window, rows, args.alpha)
+    print(f"checkpoint-to-checkpoint noise over {', '.join(c.label for c in window)} (suite {suite.name}):")
+    print("\n".join(calibrate.table(rows)))
+    print(f"wrote {out}: apply it with `pytest --margins {out}` or a suite's `margins:`")
+    return 0
+
+
 def _exec(args: argparse.Namespace) -> int:
     import json
 
@@ -120,6 +137,15 @@ def build_parser() -> argparse.ArgumentParser:
     prefill.add_argument("--model", help="also fetch this hub model's config and tokenizer (or check a local checkpoint)")
     prefill.add_argument("--datasets", help="folder of local dataset copies: tasks found there are not fetched")
     prefill.set_defaults(func=_prefill)
+    cal = sub.add_parser("calibrate", help="suggest margins from the noise between a training run's last checkpoints")
+    cal.add_argument("--checkpoint", required=True, metavar="RUN", help="a training run's folder of step_N checkpoints")
+    cal.add_argument("--suite", default="demo", help="suite name or YAML path (default: demo)")
+    cal.add_argument("--last", type=int, default=3, metavar="K", help="how many of the last checkpoints form the plateau (default 3)")
+    cal.add_argument("--results-dir", default="results", help="where their results are read (and written when missing)")
+    cal.add_argument("--alpha", type=float, default=0.05, help="the gate's alpha the margins are computed for (default 0.05)")
+    cal.add_argument("--limit", type=int, default=None, help="measure only N documents per task (smoke runs)")
+    cal.add_argument("--out", default=None, help="margins file to write (default: RESULTS_DIR/margins-SUITE.yaml)")
+    cal.set_defaults(func=_calibrate)
     run = sub.add_parser("exec", help="run one program through the code sandbox, print its verdict as JSON")
     run.add_argument("program", help="a Python file (program and its asserts)")
     run.add_argument("--timeout", type=float, default=5.0, help="CPU seconds the program may use (default 5); the wall-clock guard is 6 times that, at least 30 s")

@@ -697,6 +697,12 @@ def demo_series() -> Path:
     return verify(SHIPPED_DIR)
 
 
+def demo_stage() -> list[Path]:
+    """The shipped checkpoints after the bridge (steps 800, 850, 900: the stage the bridge gates)."""
+    root = demo_series()
+    return [root / _step_dir(step) for step in DEMO_STEPS if step > BRIDGE_STEP]
+
+
 def demo_bridge() -> Path:
     """The shipped bridge checkpoint (step 500), verified."""
     return demo_series() / BRIDGE_DIR

@@ -95,7 +95,6 @@ def compare(
     reference: float,
     higher_is_better: bool,
     margin: float,
-    alpha: float,
 ) -> stats.Comparison:
     """Paired test of ``metric_key`` between a candidate and a reference checkpoint.
 
@@ -107,13 +106,13 @@ def compare(
     keys = _common_keys(cand, ref, metric_key)
     metric = metric_key.partition(",")[0]
     if metric in _RATIO_METRICS or metric in _LOGLIK_METRICS:
-        return _compare_loglik(cand, ref, keys, metric, value=value, reference=reference, margin=margin, alpha=alpha)
+        return _compare_loglik(cand, ref, keys, metric, value=value, reference=reference, margin=margin)
     c = [cand.values[k] for k in keys]
     r = [ref.values[k] for k in keys]
     if _is_binary(c) and _is_binary(r):
-        result = stats.paired_binary(c, r, higher_is_better=higher_is_better, margin=margin, alpha=alpha)
+        result = stats.paired_binary(c, r, higher_is_better=higher_is_better, margin=margin)
     else:
-        result = stats.paired_continuous(c, r, higher_is_better=higher_is_better, margin=margin, alpha=alpha)
+        result = stats.paired_continuous(c, r, higher_is_better=higher_is_better, margin=margin)
     return replace(result, value=value, reference=reference, delta=value - reference)
 
 
@@ -157,7 +156,6 @@ def _compare_loglik(
     value: float,
     reference: float,
     margin: float,
-    alpha: float,
 ) -> stats.Comparison:
     """Perplexity-like metrics: test per-document log-likelihood per unit, report in metric units.
 
@@ -171,7 +169,7 @@ def _compare_loglik(
     x_ref = [ref.values[k] / mean_weight for k in keys]
     x0 = _mean(x_ref)
     margin_x = _margin_in_x(to_metric, x0, reference, margin)
-    result = stats.paired_continuous(x_cand, x_ref, higher_is_better=True, margin=margin_x, alpha=alpha)
+    result = stats.paired_continuous(x_cand, x_ref, higher_is_better=True, margin=margin_x)
 
     def delta_at(dx: float) -> float:
         return to_metric(x0 + dx) - to_metric(x0)
@@ -184,8 +182,9 @@ def _compare_loglik(
         delta=value - reference,
         ci_low=ends[0],
         ci_high=ends[1],
-        mde=abs(delta_at(-result.mde)),
+        se=abs(_slope(to_metric, x0)) * result.se,  # delta method: metric units
         margin=margin,
+        higher_is_better=False,  # the perplexity family: lower is better
         method=f"{result.method} on per-document log-likelihood",
     )
 
@@ -238,9 +237,22 @@ def item_stderr(samples: Sequence[dict[str, Any]], metric_key: str) -> float | N
     se = math.sqrt(math.fsum((v - mean_x) ** 2 for v in x) / (len(x) - 1) / len(x))
     if to_metric is None:
         return se
-    step = 1e-6  # numerical derivative of the metric with respect to mean log-likelihood per unit
-    slope = (to_metric(mean_x + step) - to_metric(mean_x - step)) / (2 * step)
-    return abs(slope) * se
+    return abs(_slope(to_metric, mean_x)) * se
+
+
+def _slope(to_metric: Callable[[float], float], x: float) -> float:
+    """Numerical derivative of the metric with respect to mean log-likelihood per unit."""
+    step = 1e-6
+    return (to_metric(x + step) - to_metric(x - step)) / (2 * step)
+
+
+def item_counts(samples: Sequence[dict[str, Any]], metric_key: str) -> tuple[int, int]:
+    """(successes, items) of a 0/1 metric from its per-item values (IFEval's instruction-level
+    rates count each instruction), for exact tests against a stored rate."""
+    values = list(item_values(samples, metric_key).values.values())
+    if not _is_binary(values):
+        raise PairingError(f"{metric_key} is not scored 0/1 per item")
+    return int(sum(values)), len(values)
 
 
 def _margin_in_x(to_metric: Callable[[float], float], x0: float, reference: float, margin: float) -> float:

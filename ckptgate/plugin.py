@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from ckptgate import devices, gate, hubdata, invocation, reports, results, scheduling
+from ckptgate import devices, exitcodes, gate, hubdata, invocation, reports, results, scheduling
 from ckptgate.backends import BACKENDS, LoadSpec, ModelPool, resolve_backend
 from ckptgate.checkpoints import Checkpoint, discover_all, parameter_count
 from ckptgate.baselines import BASELINES_DIR, Baseline, load_baseline, measured_from_record, update_baseline
@@ -39,6 +39,7 @@ from scorers.lm_eval_task import LmEvalTaskScorer, suite_task_manager
 from scorers.packaged_data import PACKAGED
 
 DEMO = "demo"
+DEMO_ALL = "demo:all"
 WIRE_KEY = "ckptgate"
 _STATE = pytest.StashKey["GateState"]()
 _GROUP = pytest.StashKey[str]()  # an item's work group (see ckptgate.scheduling)
@@ -83,6 +84,10 @@ class GateState:
     device: str = "cpu"  # "cpu" or "cuda": what every worker's model runs on
     devices: devices.Plan | None = None  # the controller's: GPU per worker, notes
     tensor_parallel: int = 1  # GPUs per model (> 1 only with --allow-tensor-parallel: not reproducible)
+    margins: Path | None = None  # --margins
+    report_only: bool = False  # --report-only: measure, never gate
+    accept_inconclusive: bool = False  # --accept-inconclusive: INCONCLUSIVE exits 0
+    verdict: str | None = None  # the run's, once settled (gate.RUN_VERDICTS)
     _baseline: Baseline | None = None
 
     def baseline(self) -> Baseline | None:
@@ -108,13 +113,15 @@ class GateState:
             "device": self.device,
             "tensor_parallel": self.tensor_parallel,
             "weights": self.weights,
+            "margins": None if self.margins is None else str(self.margins),
+            "report_only": self.report_only,
         }
 
     @classmethod
     def from_wire(cls, wire: dict[str, Any]) -> GateState:
         return cls(
             checkpoints=[Checkpoint.from_dict(c) for c in wire["checkpoints"]],
-            suite=load_suite(wire["suite"]),
+            suite=load_suite(wire["suite"], margins=wire["margins"]),
             backend=wire["backend"],
             results_dir=Path(wire["results_dir"]),
             limit=wire["limit"],
@@ -126,6 +133,8 @@ class GateState:
             device=wire["device"],
             tensor_parallel=wire["tensor_parallel"],
             weights=wire["weights"],
+            margins=None if wire["margins"] is None else Path(wire["margins"]),
+            report_only=wire["report_only"],
         )
 
     def run_metadata(self) -> dict[str, Any]:
@@ -136,7 +145,9 @@ class GateState:
             "limit": self.limit,
             "bridges": ", ".join(c.label for c in self.checkpoints if c.role == "bridge"),
             "baseline": self.baseline_name,
+            "verdict": self.verdict,
             "family-wise alpha": f"{self.alpha:g} (Holm over {self.family_size or 0} primary comparison(s))",
+            "margins file": None if self.suite.margins_file is None else str(self.suite.margins_file),
             "checkpoints": ", ".join(c.label for c in self.checkpoints if c.role == "candidate"),
             "git_sha": provenance()["git_sha"],
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(self.started)),
@@ -155,7 +166,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="ckptgate_checkpoints",
         metavar="PATH",
         help="Hugging Face checkpoint folder, or a parent folder of step_N / epoch_N / "
-        "checkpoint-N / *_stepN / *_final children; repeatable. 'demo' is the embedded demo series.",
+        "checkpoint-N / *_stepN / *_final children; repeatable. 'demo' is the shipped demo checkpoints after its bridge, 'demo:all' the whole demo series.",
     )
     group.addoption(
         "--bridge",
@@ -239,6 +250,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="ckptgate_alpha",
         metavar="A",
         help="family-wise error rate of the run's primary comparisons, Holm-corrected (default: 0.05).",
+    )
+    group.addoption(
+        "--margins",
+        default=None,
+        dest="ckptgate_margins",
+        metavar="FILE",
+        help="margins file (written by `ckptgate calibrate`) applied over the suite's margins; replaces "
+        "the suite's own margins file.",
+    )
+    group.addoption(
+        "--report-only",
+        action="store_true",
+        default=False,
+        dest="ckptgate_report_only",
+        help="measure and report without gating: every row is INFO and the run exits 0 (a run whose "
+        "primary metrics have nothing to be held against needs this, --bridge or --baseline).",
+    )
+    group.addoption(
+        "--accept-inconclusive",
+        action="store_true",
+        default=False,
+        dest="ckptgate_accept_inconclusive",
+        help=f"exit 0 instead of {exitcodes.INCONCLUSIVE} when the run's verdict is INCONCLUSIVE (still reported as such).",
     )
     group.addoption(
         "--datasets",
@@ -372,14 +406,16 @@ def _controller_state(config: pytest.Config) -> GateState | None:
                         requested=devices.parse_gpus(opt.ckptgate_gpus), require_gpu=opt.ckptgate_require_gpu)
     plan = plan_gpus()
     backend = resolve_backend(opt.ckptgate_backend, plan.device)
-    suite = load_suite(opt.ckptgate_suite)
+    suite = load_suite(opt.ckptgate_suite, margins=opt.ckptgate_margins)
+    baseline = _check_baseline(opt.ckptgate_baseline, update=opt.ckptgate_update_baselines)
+    bridges = bridges or ([suite.bridge] if suite.bridge else [])
+    if not (opt.ckptgate_report_only or opt.ckptgate_update_baselines or bridges or baseline):
+        _require_references(suite)
     datasets = _datasets_dir(opt.ckptgate_datasets)
     scorer, missing = _data_scorer(suite, datasets)
     scorer.check(suite)
     if not config.option.collectonly:  # listing the tests needs no data; a run stops here
         _require_fetched(suite, missing)
-    baseline = _check_baseline(opt.ckptgate_baseline, update=opt.ckptgate_update_baselines)
-    bridges = bridges or ([suite.bridge] if suite.bridge else [])
     with _capture_disabled(config):
         candidates = discover_all(_expand_demo(specs, "series"))
         bridge_ckpts = discover_all(_expand_demo(bridges, "bridge"), role="bridge") if bridges else []
@@ -412,7 +448,23 @@ def _controller_state(config: pytest.Config) -> GateState | None:
         devices=plan,
         tensor_parallel=tensor_parallel,
         weights={label: float(n) for label, n in parameters_of.items()},
+        margins=suite.margins_file if opt.ckptgate_margins is not None else None,
+        report_only=opt.ckptgate_report_only,
+        accept_inconclusive=opt.ckptgate_accept_inconclusive,
     )
+
+
+def _require_references(suite: Suite) -> None:
+    """A gate run must hold every primary metric against something: a threshold, a bridge or a
+    baseline. Without one the run would report numbers and exit 0, which reads as a pass."""
+    bare = [f"{b.id} {m.key}" for b in suite.benchmarks if not b.opt_in for m in b.metrics
+            if m.primary and not m.gating]
+    if bare:
+        raise CkptgateError(
+            f"suite {suite.name!r}: primary metric(s) {_names(bare)} have nothing to be held against: give "
+            "--bridge PATH (a checkpoint compared item by item, e.g. the previous stage's last step) or "
+            "--baseline NAME (stored reference numbers), or --report-only to measure without gating"
+        )
 
 
 def _data_scorer(suite: Suite, datasets: Path | None) -> tuple[LmEvalTaskScorer, dict[str, list[str]]]:
@@ -460,13 +512,24 @@ def _record_cache(option: str | None) -> Path | None:
 
 
 def _expand_demo(specs: list[str], part: str) -> list[str]:
-    """``demo`` names the shipped demo series (or its bridge), checked against its manifest."""
-    if DEMO not in specs:
+    """``demo`` names the shipped demo checkpoints after the bridge (``demo:all``: the whole series,
+    with the two early ones that regress against the bridge), or as a bridge the demo bridge;
+    each is checked against its manifest."""
+    if DEMO not in specs and DEMO_ALL not in specs:
         return specs
-    from ckptgate.demo import demo_bridge, demo_series
+    from ckptgate.demo import demo_bridge, demo_series, demo_stage
 
-    target = str(demo_series() if part == "series" else demo_bridge())
-    return [target if spec == DEMO else spec for spec in specs]
+    expanded: list[str] = []
+    for spec in specs:
+        if part == "bridge" and spec == DEMO:
+            expanded.append(str(demo_bridge()))
+        elif part == "series" and spec == DEMO:
+            expanded += [str(p) for p in demo_stage()]
+        elif part == "series" and spec == DEMO_ALL:
+            expanded.append(str(demo_series()))
+        else:
+            expanded.append(spec)
+    return expanded
 
 
 def _check_baseline(name: str | None, *, update: bool) -> str | None:
@@ -643,9 +706,16 @@ class BenchmarkRun:
     record_path: Path
 
     def check(self) -> None:
+        """Fail on a failed (or uncomputable) check; an undecided one makes the test INCONCLUSIVE."""
+        report = gate.failure_report(self.case.checkpoint, self.case.benchmark, self.checks, self.policy)
         if any(c.verdict in ("fail", "error") for c in self.checks):
-            report = gate.failure_report(self.case.checkpoint, self.case.benchmark, self.checks, self.policy)
             pytest.fail(report, pytrace=False)
+        if self.inconclusive:
+            pytest.skip(f"{INCONCLUSIVE_WORD}: {report}")
+
+    @property
+    def inconclusive(self) -> bool:
+        return any(c.verdict in ("inconclusive", "pending") for c in self.checks)
 
 
 @pytest.fixture
@@ -677,13 +747,16 @@ def _evaluate(state: GateState, evaluator: Evaluator, case: Case, session: pytes
     policy = _policy(state, session)
     references = gate.References(bridges=refs, baseline=state.baseline(), settings=_run_settings(state, bench, scored))
     checks = gate.judge(bench, score, role=ckpt.role, references=references, policy=policy)
+    if state.report_only:
+        checks = gate.report_only(checks)
     record = {
         "checkpoint": ckpt.to_dict(),
         "benchmark": {**bench.to_dict(), "suite": state.suite.name},
         "metrics": _metrics_with_derived_stderr(score),
         "higher_is_better": score.higher_is_better,
         "checks": [c.to_dict() for c in checks],
-        "policy": {"alpha": policy.alpha, "family_size": policy.family_size},
+        "policy": {"alpha": policy.alpha, "family_size": policy.family_size, "report_only": state.report_only},
+        "settled": False,  # set when the run ends and Holm's correction has decided pending checks
         "references": {"bridges": [label for label, _ in refs], "baseline": state.baseline_name},
         "config": {**score.config, "limit": state.limit},
         "backend": scored.settings,
@@ -851,14 +924,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     settled = gate.settle(state.rows, policy)
     state.late_failures = [new for old, new in zip(state.rows, settled) if old.verdict == "pending" and new.verdict == "fail"]
     state.rows = settled
+    state.verdict = gate.run_verdict(settled) if settled else None
     state.problems.extend(_grouping_problems(state))
     if state.update_baseline and state.baseline_name is not None:
         state.baseline_diff = _update_baseline(state)
     failed = state.problems or state.late_failures or state.baseline_diff is not None
     if failed and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if state.verdict == "INCONCLUSIVE" and session.exitstatus == pytest.ExitCode.OK and not state.accept_inconclusive:
+        session.exitstatus = exitcodes.INCONCLUSIVE
     if state.rows:
         rows = results.sort_rows(state.rows)
+        results.settle_records(state.results_dir, rows)
         results.write_summary(state.results_dir, rows, reports.markdown(rows, state.run_metadata()))
 
 
@@ -886,8 +963,12 @@ def _grouping_problems(state: GateState) -> list[str]:
                 "xdist did not group its tests (is pytest>=9.2 installed? see pytest-xdist issue 1386)"
             )
     groups_of = Counter(scheduling.label_of(group) for group in workers_of)
+    bridges = {c.label for c in state.checkpoints if c.role == "bridge"}
     for label, count in sorted(state.loads.items()):
-        if count > max(1, groups_of[label]):
+        # A bridge is also a reference of every candidate: each worker may load it once for that
+        # (without the record cache, workers do not share its scored records).
+        allowed = max(1, groups_of[label]) + (len(state.groups_by_worker) if label in bridges else 0)
+        if count > allowed:
             problems.append(f"checkpoint {label} was loaded {count} times for {groups_of[label]} work group(s); "
                             "tests were not kept together")
     return problems
@@ -906,8 +987,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         tr.write_line(f"verdicts: {reports.verdict_counts(rows)}")
         tr.write_line(
             f"family-wise alpha {state.alpha:g}, Holm over {state.family_size or 0} primary comparison(s); "
-            "MDE = smallest worsening detectable at 80% power"
+            "MDE = the worsening that FAILs 80% of the time"
         )
+        undecided = [r for r in rows if r.primary and r.role == "candidate" and r.verdict == "inconclusive"]
+        for row in undecided:
+            tr.write_line(f"  INCONCLUSIVE {row.checkpoint} {row.benchmark} {row.metric} vs {row.against}: "
+                          f"{gate.why(row)}", yellow=True)
         tr.write_line(f"results: {state.results_dir} (eval_summary.csv, summary.md, by_checkpoint/)")
         if state.tensor_parallel > 1:
             tr.write_line(NOT_REPRODUCIBLE.format(tp=state.tensor_parallel), yellow=True)
@@ -924,6 +1009,42 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         _report_baseline_update(tr, state)
     for problem in state.problems:
         tr.write_line(f"ckptgate self-check FAILED: {problem}", red=True)
+    if state.verdict is not None:
+        _report_verdict(tr, state, exitstatus)
+
+
+def _report_verdict(tr: Any, state: GateState, exitstatus: int) -> None:
+    colour = {"GO": {"green": True}, "NO-GO": {"red": True}}.get(state.verdict or "", {"yellow": True})
+    meaning = {
+        "GO": "every primary comparison passed",
+        "NO-GO": "a primary comparison failed",
+        "INCONCLUSIVE": "no primary comparison failed, but not every one could be shown to pass"
+        + (" (--accept-inconclusive: exit 0)" if state.accept_inconclusive else f" (exit code {exitcodes.INCONCLUSIVE})"),
+        "REPORT ONLY": "measured, nothing gated",
+    }[state.verdict or "REPORT ONLY"]
+    tr.write_sep("=", f"ckptgate verdict: {state.verdict}: {meaning}", bold=True, **colour)
+
+
+INCONCLUSIVE_WORD = "INCONCLUSIVE"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Mark a gate test whose checks are undecided: reported as INCONCLUSIVE (letter I), and in
+    JUnit as a <skipped> element with the reason plus a ``verdict`` property."""
+    outcome = yield
+    report = outcome.get_result()
+    run = getattr(item, "funcargs", {}).get("benchmark_run")
+    if report.when == "call" and isinstance(run, BenchmarkRun):
+        verdict = "fail" if report.failed else "inconclusive" if run.inconclusive and report.skipped else "pass"
+        report.ckptgate_verdict = verdict
+        item.user_properties.append(("verdict", verdict))  # JUnit takes properties from the teardown report
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, Any] | None:
+    if getattr(report, "ckptgate_verdict", None) == "inconclusive":
+        return "inconclusive", "I", (INCONCLUSIVE_WORD, {"yellow": True})
+    return None
 
 
 def _report_baseline_update(tr: Any, state: GateState) -> None:

@@ -20,7 +20,7 @@ def format_value(value: float | None, stderr: float | None = None) -> str:
 
 
 _HEADER = ("checkpoint", "benchmark", "metric", "against", "value ± stderr", "reference", "delta [95% CI]",
-           "p (Holm)", "n", "MDE", "verdict")
+           "margin", "p regression (Holm)", "p worse by margin", "n", "MDE", "verdict")
 
 
 def _delta(row: SummaryRow) -> str:
@@ -46,7 +46,7 @@ def _against(row: SummaryRow) -> str:
 
 
 def _verdict(row: SummaryRow) -> str:
-    return row.verdict.upper() + (" (underpowered)" if row.underpowered else "")
+    return row.verdict.upper() + (" (underpowered)" if row.underpowered and row.verdict == "inconclusive" else "")
 
 
 def _cells(row: SummaryRow) -> tuple[str, ...]:
@@ -58,7 +58,9 @@ def _cells(row: SummaryRow) -> tuple[str, ...]:
         format_value(row.value, row.stderr),
         "" if row.reference is None else format_value(row.reference),
         _delta(row),
+        "" if row.margin is None else f"{row.margin:.4g}",
         _p(row),
+        "" if row.p_noninferiority is None else f"{row.p_noninferiority:.3g}",
         "" if row.n is None else str(row.n),
         "" if row.mde is None else f"{row.mde:.4g}",
         _verdict(row),
@@ -78,14 +80,17 @@ def text_table(rows: Sequence[SummaryRow]) -> list[str]:
 
 def verdict_counts(rows: Sequence[SummaryRow]) -> str:
     counts = Counter(r.verdict for r in rows)
-    text = ", ".join(f"{counts[v]} {v}" for v in ("pass", "fail", "pending", "error", "info") if counts[v])
-    weak = sum(r.underpowered for r in rows)
+    text = ", ".join(f"{counts[v]} {v}" for v in ("pass", "fail", "inconclusive", "pending", "error", "info")
+                     if counts[v])
+    weak = sum(r.underpowered and r.verdict == "inconclusive" for r in rows)
     return text + (f"; {weak} comparison(s) underpowered (MDE above the effect to detect)" if weak else "")
 
 
 def markdown(rows: Sequence[SummaryRow], meta: dict[str, Any]) -> str:
     lines = ["# ckptgate summary", ""]
-    lines += [f"- **{key}**: {value}" for key, value in meta.items() if value not in (None, "")]
+    if meta.get("verdict"):
+        lines += [f"**Verdict: {meta['verdict']}**", ""]
+    lines += [f"- **{key}**: {value}" for key, value in meta.items() if value not in (None, "") and key != "verdict"]
     lines += [f"- **verdicts**: {verdict_counts(rows)}", ""]
     lines += _markdown_table(_HEADER, [_cells(row) for row in rows])
     lines += baseline_tables(rows)

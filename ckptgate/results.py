@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: checks carry p_noninferiority, margin, material; verdicts settled after Holm
 SUMMARY_COLUMNS = (
     "checkpoint",
     "step",
@@ -46,6 +46,9 @@ SUMMARY_COLUMNS = (
     "ci_high",
     "p_value",
     "p_holm",
+    "p_noninferiority",
+    "margin",
+    "material",
     "mde",
     "underpowered",
     "threshold",
@@ -59,6 +62,7 @@ SUMMARY_COLUMNS = (
 
 _ROW_DEFAULTS: dict[str, Any] = {
     "setting": "", "against": "", "primary": False, "underpowered": False, "threshold": "", "method": "", "note": "",
+    "material": False,
 }
 
 
@@ -85,10 +89,13 @@ class SummaryRow:
     ci_high: float | None
     p_value: float | None
     p_holm: float | None
+    p_noninferiority: float | None
+    margin: float | None
+    material: bool
     mde: float | None
     underpowered: bool
     threshold: str
-    verdict: str  # pass | fail | pending | error | info
+    verdict: str  # pass | fail | inconclusive | pending | error | info
     method: str
     note: str
     limit: int | None
@@ -247,3 +254,26 @@ def summary_csv(rows: Sequence[SummaryRow]) -> str:
 def write_summary(results_dir: Path, rows: Sequence[SummaryRow], markdown: str) -> None:
     atomic_write_text(results_dir / "eval_summary.csv", summary_csv(rows))
     atomic_write_text(results_dir / "summary.md", markdown)
+
+
+def settle_records(results_dir: Path, rows: Sequence[SummaryRow]) -> int:
+    """Write the run's settled verdicts (after Holm) into the benchmark records they came from, so a
+    record on disk never holds a *pending* verdict; returns how many records changed."""
+    by_record: dict[tuple[str, str], dict[tuple[str, str], SummaryRow]] = {}
+    for row in rows:
+        by_record.setdefault((row.checkpoint, row.benchmark), {})[(row.metric, row.against)] = row
+    changed = 0
+    for (label, benchmark_id), settled in by_record.items():
+        path = benchmark_dir(results_dir, label) / f"{benchmark_id}.json"
+        if not path.is_file():
+            continue
+        record = json.loads(path.read_text(encoding="utf-8"))
+        checks = record.get("checks", [])
+        updated = []
+        for check in checks:
+            row = settled.get((check.get("metric"), check.get("against")))
+            updated.append(check if row is None else {**check, "verdict": row.verdict, "p_holm": row.p_holm})
+        if updated != checks or not record.get("settled"):
+            atomic_write_text(path, to_json({**record, "checks": updated, "settled": True}, indent=2) + "\n")
+            changed += 1
+    return changed

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ckptgate.errors import SuiteError
+from ckptgate.margins import Margin, apply_file, default_margin
 from ckptgate.resources import evaltests_dir
 from ckptgate.yamlfile import LineDict, check_keys, load_mapping, names_in, resolve_data_file
 
@@ -28,10 +29,11 @@ class MetricGate:
     """One metric of a benchmark, keyed exactly as lm-eval names it (``metric,filter``).
 
     ``min``/``max`` are absolute thresholds (rates that must hold). ``primary`` metrics gate
-    against bridges and baselines (a significant regression fails); the others are compared and
-    reported but never fail the run. ``margin`` is the worsening tolerated before a regression
-    counts (metric units, default 0); ``detect`` is the smallest worsening the gate should see:
-    a comparison whose minimum detectable effect is larger is marked underpowered.
+    against bridges and baselines (PASS, FAIL or INCONCLUSIVE); the others are compared and
+    reported but never decide the run. ``margin`` is the smallest regression that matters (see
+    :mod:`ckptgate.margins`; None only for a secondary metric of no known kind, compared with
+    margin 0); ``detect`` is the smallest worsening the gate should see: a comparison whose
+    minimum detectable effect is larger is marked underpowered.
     ``reference`` names a baseline entry published with another harness (e.g. ``report_mmlu``,
     a technical report's number): shown next to this metric for context, never gated; a metric
     with one needs no lm-eval entry of its own in the baseline.
@@ -41,7 +43,7 @@ class MetricGate:
     min: float | None = None
     max: float | None = None
     primary: bool = False
-    margin: float = 0.0
+    margin: Margin | None = None
     detect: float | None = None
     reference: str | None = None
 
@@ -95,7 +97,9 @@ class Benchmark:
             "gen_kwargs": dict(self.gen_kwargs),
             "tags": list(self.tags),
             "metrics": [
-                {"key": m.key, "min": m.min, "max": m.max, "primary": m.primary, "margin": m.margin,
+                {"key": m.key, "min": m.min, "max": m.max, "primary": m.primary,
+                 "margin": None if m.margin is None else m.margin.text(),
+                 "margin_source": None if m.margin is None else m.margin.source,
                  "detect": m.detect, "reference": m.reference}
                 for m in self.metrics
             ],
@@ -118,6 +122,7 @@ class Suite:
     # dataset not listed is pinned at whatever the hub serves when prefill runs (the manifest
     # records the commit, and every later run reads exactly that).
     dataset_revisions: dict[str, str] = field(default_factory=dict)
+    margins_file: Path | None = None  # the margins file applied (the suite's ``margins:`` or --margins)
 
     def for_test(self, test: str) -> list[Benchmark]:
         return [b for b in self.benchmarks if b.test == test]
@@ -135,11 +140,14 @@ def resolve_suite_path(name_or_path: str) -> Path:
     return resolve_data_file(name_or_path, SUITES_DIR, "suite", SuiteError)
 
 
-def load_suite(name_or_path: str) -> Suite:
+def load_suite(name_or_path: str, margins: str | Path | None = None) -> Suite:
+    """The suite, with the margins of ``margins`` (a margins file) or else of the suite's own
+    ``margins:`` file applied over its metrics' margins."""
     path = resolve_suite_path(name_or_path)
     data = load_mapping(
         path, what="the suite", required={"name", "benchmarks"},
-        optional={"description", "task_paths", "include_default_tasks", "bridge", "max_model_len", "dataset_revisions"},
+        optional={"description", "task_paths", "include_default_tasks", "bridge", "max_model_len",
+                  "dataset_revisions", "margins"},
         error=SuiteError,
     )
     max_model_len = data.get("max_model_len")
@@ -156,6 +164,9 @@ def load_suite(name_or_path: str) -> Suite:
         raise SuiteError(f"{path}:{data.line_of('benchmarks')}: the suite lists no benchmarks")
     benchmarks = tuple(_benchmark(path, raw) for raw in raw_benchmarks)
     _reject_duplicates(path, raw_benchmarks, benchmarks)
+    margins_file = _margins_file(path, data, margins)
+    if margins_file is not None:
+        benchmarks = apply_file(benchmarks, margins_file)
     return Suite(
         name=str(data["name"]),
         path=path,
@@ -166,7 +177,24 @@ def load_suite(name_or_path: str) -> Suite:
         bridge=_bridge(path, data),
         max_model_len=max_model_len,
         dataset_revisions=_revisions(path, data),
+        margins_file=margins_file,
     )
+
+
+def _margins_file(path: Path, data: LineDict, option: str | Path | None) -> Path | None:
+    """The margins file to apply: --margins, else the suite's ``margins:`` (relative to the suite)."""
+    if option is not None:
+        chosen, where = Path(option).expanduser().resolve(), "--margins"
+    elif data.get("margins") is not None:
+        raw = data["margins"]
+        if not isinstance(raw, str) or not raw:
+            raise SuiteError(f"{path}:{data.line_of('margins')}: margins names a margins file (ckptgate calibrate writes one)")
+        chosen, where = (path.parent / raw).expanduser().resolve(), f"{path}:{data.line_of('margins')}"
+    else:
+        return None
+    if not chosen.is_file():
+        raise SuiteError(f"{where}: margins file {chosen} does not exist (write one with `ckptgate calibrate`)")
+    return chosen
 
 
 def _revisions(path: Path, data: LineDict) -> dict[str, str]:
@@ -266,10 +294,9 @@ def _metric(path: Path, raw: Any) -> MetricGate:
         optional={"min", "max", "primary", "margin", "detect", "reference"},
         error=SuiteError,
     )
-    bounds = {name: _number(path, raw, name) for name in ("min", "max", "margin", "detect")}
-    for name in ("margin", "detect"):
-        if (bounds[name] or 0.0) < 0:
-            raise SuiteError(f"{path}:{raw.line_of(name)}: {name} must be >= 0, got {bounds[name]}")
+    bounds = {name: _number(path, raw, name) for name in ("min", "max", "detect")}
+    if (bounds["detect"] or 0.0) < 0:
+        raise SuiteError(f"{path}:{raw.line_of('detect')}: detect must be >= 0, got {bounds['detect']}")
     primary = raw.get("primary", False)
     if not isinstance(primary, bool):
         raise SuiteError(f"{path}:{raw.line_of('primary')}: primary must be true or false")
@@ -283,12 +310,22 @@ def _metric(path: Path, raw: Any) -> MetricGate:
     if reference is not None and not (isinstance(reference, str) and _ID.match(reference)):
         raise SuiteError(f"{path}:{raw.line_of('reference')}: reference names a baseline entry's benchmark "
                          f"(e.g. report_mmlu), got {reference!r}")
+    if "margin" in raw:
+        margin: Margin | None = Margin.parse(raw["margin"], f"{path}:{raw.line_of('margin')}")
+    else:
+        margin = default_margin(key)
+        if margin is None and primary:
+            raise SuiteError(
+                f"{path}:{raw.line_of('key')}: primary metric {key!r} is of no kind with a default margin "
+                "(0/1 accuracies, pass@k, rates, perplexity and bits per byte): declare the smallest regression "
+                "that matters, e.g. `margin: 0.01` (metric units) or `margin: '1%'` (of the reference)"
+            )
     return MetricGate(
         key=key,
         min=bounds["min"],
         max=bounds["max"],
         primary=primary,
-        margin=bounds["margin"] or 0.0,
+        margin=margin,
         detect=bounds["detect"],
         reference=reference,
     )

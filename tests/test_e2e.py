@@ -13,9 +13,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTEST = str(Path(sys.executable).parent / "pytest")
-from ckptgate.demo import DEMO_STEPS, PLATEAU_STEPS
+from ckptgate.demo import BRIDGE_STEP, DEMO_STEPS, PLATEAU_STEPS
 
-SERIES = tuple(f"step_{s:04d}" for s in DEMO_STEPS)  # what --checkpoint demo evaluates
+SERIES = tuple(f"step_{s:04d}" for s in DEMO_STEPS)  # what --checkpoint demo:all evaluates
+EARLY = tuple(f"step_{s:04d}" for s in DEMO_STEPS if s < BRIDGE_STEP)  # before the bridge: regressions
 PLATEAU = tuple(f"step_{s:04d}" for s in PLATEAU_STEPS)  # the learning rate annealed to zero
 STEPS = SERIES[: SERIES.index(PLATEAU[0]) + 1]  # training still improves the model
 BENCHMARKS = ("arithmetic", "choice", "text")
@@ -31,7 +32,7 @@ def gate(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def demo_run(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
     results_dir = tmp_path_factory.mktemp("results")
-    proc = gate("-n", "2", "--checkpoint", "demo", "--results-dir", str(results_dir))
+    proc = gate("-n", "2", "--checkpoint", "demo:all", "--results-dir", str(results_dir))
     return proc, results_dir
 
 
@@ -41,14 +42,22 @@ def summary(results_dir: Path) -> list[dict[str, str]]:
 
 
 def value(rows: list[dict[str, str]], checkpoint: str, metric: str) -> float:
-    (row,) = [r for r in rows if r["checkpoint"] == checkpoint and r["metric"] == metric]
-    return float(row["value"])
+    found = {r["value"] for r in rows if r["checkpoint"] == checkpoint and r["metric"] == metric}
+    (number,) = found  # one value, however many rows (threshold, bridge) hold it against something
+    return float(number)
 
 
-def test_demo_gate_passes_and_writes_results(demo_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+def test_demo_gate_fails_the_early_steps_and_writes_results(demo_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    """The whole series against the suite's bridge (step 500): the two steps before it are material
+    regressions on every benchmark (NO-GO, exit 1), the later ones pass."""
     proc, results_dir = demo_run
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    assert f"{len(SERIES) * len(BENCHMARKS)} passed" in proc.stdout
+    assert proc.returncode == 1, proc.stdout[-4000:] + proc.stderr[-4000:]
+    late = len(SERIES) - len(EARLY)
+    assert f"{len(EARLY) * len(BENCHMARKS)} failed, {(late + 1) * len(BENCHMARKS)} passed" in proc.stdout
+    assert "ckptgate verdict: NO-GO" in proc.stdout
+    for step in EARLY:
+        for bench in BENCHMARKS:
+            assert f"FAILED evaltests/test_demo.py::test_{bench}[{step}]" in proc.stdout
     assert "ckptgate summary: suite demo" in proc.stdout
     assert "self-check FAILED" not in proc.stdout
     for step in SERIES:
@@ -63,8 +72,14 @@ def test_demo_gate_passes_and_writes_results(demo_run: tuple[subprocess.Complete
             samples = (results_dir / "by_checkpoint" / step / f"{bench}.samples.jsonl").read_text().splitlines()
             assert len(samples) == record["samples_count"] > 0
     rows = summary(results_dir)
-    assert {r["verdict"] for r in rows} <= {"pass", "info"}
-    assert {"checkpoint", "step", "benchmark", "metric", "value", "stderr", "n", "verdict"} <= set(rows[0])
+    gated = [r for r in rows if r["primary"] == "True" and r["against"] == "bridge:bridge"]
+    assert {r["verdict"] for r in gated if r["checkpoint"] in EARLY} == {"fail"}
+    assert {r["verdict"] for r in gated if r["checkpoint"] not in EARLY} == {"pass"}
+    assert {r["verdict"] for r in rows if r["primary"] != "True"} == {"info"}
+    record = json.loads((results_dir / "by_checkpoint" / "step_0100" / "text.json").read_text())
+    assert record["settled"] is True and "pending" not in {c["verdict"] for c in record["checks"]}
+    assert {"checkpoint", "step", "benchmark", "metric", "value", "stderr", "n", "verdict", "margin",
+            "p_noninferiority"} <= set(rows[0])
     assert (results_dir / "summary.md").read_text().startswith("# ckptgate summary")
 
 

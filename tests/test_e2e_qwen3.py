@@ -55,10 +55,11 @@ def test_qwen3_math_runs_offline_with_the_mandated_keys_and_baselines(demo_root:
     expected[("mbpp_3shot", "pass_at_1,none")] = 0.558
     expected[("humaneval_0shot", "pass@1,create_test")] = 0.4878
     assert seen == expected
-    # Where the demo scores nothing against a strong reference, the regression is certain at any n
-    # of the fixtures: those fail (the rest depend on single answers of the tiny model).
+    # The demo scores nothing against a strong reference, but on 3 to 6 fixture items a stored
+    # number cannot always show it (0 of 3 against HumanEval's 0.4878 is p 0.13 exactly): never a
+    # pass; a fail wherever the items suffice (the rest depend on single answers of the tiny model).
     hopeless = [r for r in rows if r["primary"] == "True" and float(r["value"]) == 0 and float(r["reference"]) >= 0.4]
-    assert hopeless and {r["verdict"] for r in hopeless} == {"fail"}
+    assert hopeless and {r["verdict"] for r in hopeless} <= {"fail", "inconclusive"} and "fail" in {r["verdict"] for r in hopeless}
     for bench, (task, shots, _f, _s) in GSM8K.items():
         record = json.loads((out / "by_checkpoint" / "step_0800" / f"{bench}.json").read_text())
         assert record["benchmark"]["task"] == task and record["config"]["num_fewshot"] == shots
@@ -110,10 +111,10 @@ def test_report_suite_shows_the_report_numbers_and_gates_against_the_bridge(demo
     proc = gate("--suite", "qwen3-report", "--checkpoint", str(demo_root / "step_0800"), "--bridge",
                 str(demo_root / "step_0300"), "--datasets", str(FIXTURES), "--baseline", "qwen3-1.7b-base",
                 "--limit", "1", "--record-cache", "none", "--results-dir", str(out))
-    assert proc.returncode in (0, 1), proc.stdout[-4000:] + proc.stderr[-3000:]
+    assert proc.returncode in (0, 1, 6), proc.stdout[-4000:] + proc.stderr[-3000:]
     with (out / "eval_summary.csv").open() as handle:
         rows = [r for r in csv.DictReader(handle) if r["checkpoint"] == "step_0800" and r["primary"] == "True"]
-    assert {r["verdict"] for r in rows} <= {"pass", "pending", "fail", "info"}  # no errors: nothing missing
+    assert {r["verdict"] for r in rows} <= {"pass", "inconclusive", "fail", "info"}  # no errors: nothing missing
     shown = {r["benchmark"]: r for r in rows if r["against"] == "baseline:qwen3-1.7b-base"}
     bridged = {r["benchmark"]: r for r in rows if r["against"] == "bridge:step_0300"}
     assert set(shown) == set(bridged) == set(REPORT)

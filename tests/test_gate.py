@@ -11,6 +11,7 @@ import pytest
 
 from ckptgate import gate, pairing
 from ckptgate.baselines import load_baseline
+from ckptgate.margins import Margin, default_margin
 from ckptgate.suites import Benchmark, MetricGate
 from scorers.base import MetricValue, ScoreResult
 
@@ -47,6 +48,7 @@ def result(samples: list[dict[str, Any]], key: str = "acc,none", higher: bool = 
 
 
 def bench(key: str = "acc,none", primary: bool = True, **gate_fields: Any) -> Benchmark:
+    gate_fields.setdefault("margin", default_margin(key))
     return Benchmark(id="b", test="b", task="t", metrics=(MetricGate(key, primary=primary, **gate_fields),), num_fewshot=0)
 
 
@@ -73,23 +75,23 @@ def test_ratio_metric_comparison_is_in_metric_units() -> None:
     cand, ref = ratio_samples(cand_ll, weights), ratio_samples(ref_ll, weights)
     comparison = pairing.compare(
         cand, ref, "bits_per_byte,none", value=bpb(cand_ll, weights), reference=bpb(ref_ll, weights),
-        higher_is_better=False, margin=0.0, alpha=0.05,
+        higher_is_better=False, margin=0.0,
     )
     assert comparison.delta == pytest.approx(bpb(cand_ll, weights) - bpb(ref_ll, weights))
     assert comparison.ci_low <= comparison.delta <= comparison.ci_high
     assert comparison.p_value < 0.01
     same = pairing.compare(ref, ref, "bits_per_byte,none", value=1.0, reference=1.0, higher_is_better=False,
-                           margin=0.0, alpha=0.05)
+                           margin=0.0)
     assert same.p_value == 1.0
 
 
 def test_records_of_different_items_or_prompts_are_not_paired() -> None:
     with pytest.raises(pairing.PairingError, match="different items"):
         pairing.compare(binary_samples([1, 0, 1]), binary_samples([1, 0]), "acc,none", value=0, reference=0,
-                        higher_is_better=True, margin=0, alpha=0.05)
+                        higher_is_better=True, margin=0)
     with pytest.raises(pairing.PairingError, match="different prompts"):
         pairing.compare(binary_samples([1, 0], prompt="a"), binary_samples([1, 0], prompt="b"), "acc,none",
-                        value=0, reference=0, higher_is_better=True, margin=0, alpha=0.05)
+                        value=0, reference=0, higher_is_better=True, margin=0)
 
 
 def test_corpus_level_metrics_say_they_cannot_be_paired() -> None:
@@ -109,18 +111,42 @@ def judge_vs_bridge(cand: list[int], ref: list[int], family: int = 1, **gate_fie
 
 
 def test_identical_copy_passes_against_itself() -> None:
-    check = judge_vs_bridge([1, 0, 1, 1] * 50, [1, 0, 1, 1] * 50)
+    check = judge_vs_bridge([1, 0, 1, 1] * 250, [1, 0, 1, 1] * 250)
     assert check.verdict == "pass" and check.p_value == 1.0 and check.delta == 0
+    assert check.margin == 0.015 and check.p_noninferiority < 0.05 and not check.material
+
+
+def test_an_identical_copy_on_few_items_is_inconclusive_never_a_pass() -> None:
+    check = judge_vs_bridge([1, 0, 1, 1, 1], [1, 0, 1, 1, 1])  # 5 items cannot show "within 1.5 points"
+    assert check.verdict == "inconclusive" and check.p_noninferiority > 0.05 and check.underpowered
+    assert "not shown within the margin" in gate.why(check)
 
 
 def test_clear_regression_fails_at_once() -> None:
     check = judge_vs_bridge([0] * 30 + [1] * 70, [1] * 100)
-    assert check.verdict == "fail" and check.p_value < 1e-6
+    assert check.verdict == "fail" and check.p_value < 1e-6 and check.material
     assert check.ci_high < 0 and check.mde > 0 and check.n == 100
 
 
+def test_a_significant_but_immaterial_regression_passes() -> None:
+    # 60 losses, 30 wins on 20,000 items: a 0.15-point drop, significant (McNemar p ~ 0.001), far
+    # inside the 1.5-point margin.
+    ref = [1] * 60 + [0] * 30 + [1, 0] * 9955
+    cand = [0] * 60 + [1] * 30 + [1, 0] * 9955
+    check = judge_vs_bridge(cand, ref)
+    assert check.p_value < 0.01 and not check.material
+    assert check.verdict == "pass"
+
+
+def test_a_material_drop_that_is_not_significant_is_inconclusive() -> None:
+    # 3 losses, 0 wins of 40 items: an estimated 7.5-point drop, McNemar p = 0.125.
+    check = judge_vs_bridge([0] * 3 + [1] * 37, [1] * 40)
+    assert check.material and check.p_value > 0.05 and check.verdict == "inconclusive"
+    assert "not significant" in gate.why(check)
+
+
 def test_borderline_regression_waits_for_holm() -> None:
-    # 9 losses, 1 win: one-sided McNemar p ~ 0.011, between 0.05/10 and 0.05.
+    # 9 losses, 1 win: one-sided McNemar p ~ 0.011, between 0.05/10 and 0.05; an 8-point drop.
     cand = [0] * 9 + [1] + [1] * 90
     ref = [1] * 9 + [0] + [1] * 90
     check = judge_vs_bridge(cand, ref, family=10)
@@ -128,7 +154,23 @@ def test_borderline_regression_waits_for_holm() -> None:
     alone = gate.settle([check], gate.Policy(0.05, 1))
     assert alone[0].verdict == "fail" and alone[0].p_holm == pytest.approx(check.p_value)
     crowded = gate.settle([check], gate.Policy(0.05, 10))
-    assert crowded[0].verdict == "pass" and crowded[0].p_holm == pytest.approx(min(1.0, 10 * check.p_value))
+    assert crowded[0].verdict == "inconclusive" and crowded[0].p_holm == pytest.approx(min(1.0, 10 * check.p_value))
+
+
+def test_relative_margins_scale_with_the_reference() -> None:
+    weights = [100] * 30
+    ref_ll = [-40.0 - (i % 7) for i in range(30)]
+    cand_ll = [ll * 1.004 for ll in ref_ll]  # 0.4% worse bits per byte: inside a 1% margin
+    key = "bits_per_byte,none"
+    refs = gate.References(bridges=[("bridge", result(ratio_samples(ref_ll, weights), key, higher=False))])
+    (check,) = [c for c in gate.judge(bench(key), result(ratio_samples(cand_ll, weights), key, higher=False),
+                                      references=refs) if c.against == "bridge:bridge"]
+    assert check.margin == pytest.approx(0.01 * check.reference)
+    assert check.verdict == "pass" and check.p_value < 1e-6  # significant, immaterial
+    strict = bench(key, margin=Margin(0.001, relative=True))
+    (check,) = [c for c in gate.judge(strict, result(ratio_samples(cand_ll, weights), key, higher=False),
+                                      references=refs) if c.against == "bridge:bridge"]
+    assert check.verdict == "fail" and check.material
 
 
 def test_secondary_metrics_are_reported_never_gated() -> None:
@@ -164,21 +206,35 @@ entries:
 
 
 def judge_vs_baseline(tmp_path: Path, scores: list[int], key: str = "acc,none", settings: dict[str, Any] | None = None,
-                      primary: bool = True, reference: str | None = None) -> list[gate.Check]:
+                      primary: bool = True, reference: str | None = None, **gate_fields: Any) -> list[gate.Check]:
     path = tmp_path / "ref.yaml"
     path.write_text(BASELINE)
     samples = binary_samples(scores, key.partition(",")[0])
     refs = gate.References(baseline=load_baseline(str(path)),
                            settings=settings or {"task": "t", "num_fewshot": 0, "limit": None, "temperature": 0})
-    return [c for c in gate.judge(bench(key, primary=primary, reference=reference), result(samples, key),
+    return [c for c in gate.judge(bench(key, primary=primary, reference=reference, **gate_fields), result(samples, key),
                                   references=refs) if c.against.startswith("baseline")]
 
 
 def test_below_baseline_fails_and_at_baseline_passes(tmp_path: Path) -> None:
     (low,) = judge_vs_baseline(tmp_path, [1] * 60 + [0] * 40)
     assert low.verdict == "fail" and low.reference == 0.80 and low.delta == pytest.approx(-0.2)
-    (ok,) = judge_vs_baseline(tmp_path, [1] * 80 + [0] * 20)
+    assert low.method.startswith("Miettinen-Nurminen")  # the baseline's n (1000) is known
+    (ok,) = judge_vs_baseline(tmp_path, [1] * 800 + [0] * 200, margin=Margin(0.05))
     assert ok.verdict == "pass"
+    # Two samples of 100 and 1000 items cannot show "within 1.5 points": never a pass.
+    (unsure,) = judge_vs_baseline(tmp_path, [1] * 80 + [0] * 20)
+    assert unsure.verdict == "inconclusive"
+
+
+def test_ifeval_sized_smoke_run_against_a_baseline_is_inconclusive(tmp_path: Path) -> None:
+    path = tmp_path / "ref.yaml"
+    path.write_text(BASELINE.replace("value: 0.80, n: 1000, stderr: null", "value: 0.2126, n: 541, stderr: null"))
+    refs = gate.References(baseline=load_baseline(str(path)),
+                           settings={"task": "t", "num_fewshot": 0, "limit": None, "temperature": 0})
+    (check,) = [c for c in gate.judge(bench(), result(binary_samples([1] + [0] * 5)), references=refs)
+                if c.against.startswith("baseline")]
+    assert check.verdict == "inconclusive" and check.method.startswith("Miettinen-Nurminen")
 
 
 def test_a_baseline_from_another_backend_is_compared_and_says_so(tmp_path: Path) -> None:
@@ -187,16 +243,15 @@ def test_a_baseline_from_another_backend_is_compared_and_says_so(tmp_path: Path)
                                      "defaults: {temperature: 0, limit: null, backend: vllm}"))
     refs = gate.References(baseline=load_baseline(str(path)), settings={"task": "t", "num_fewshot": 0, "limit": None,
                                                                         "temperature": 0, "backend": "hf"})
-    (check,) = [c for c in gate.judge(bench(), result(binary_samples([1] * 80 + [0] * 20)), references=refs)
-                if c.against.startswith("baseline")]
+    wide = bench(margin=Margin(0.05))
+    scores = binary_samples([1] * 800 + [0] * 200)
+    (check,) = [c for c in gate.judge(wide, result(scores), references=refs) if c.against.startswith("baseline")]
     assert check.verdict == "pass" and check.note == "baseline measured with vllm, this run used hf"
     same = gate.References(baseline=refs.baseline, settings={**refs.settings, "backend": "vllm"})
-    (check,) = [c for c in gate.judge(bench(), result(binary_samples([1] * 80 + [0] * 20)), references=same)
-                if c.against.startswith("baseline")]
+    (check,) = [c for c in gate.judge(wide, result(scores), references=same) if c.against.startswith("baseline")]
     assert check.note == ""
     split = replace(same, settings={**refs.settings, "backend": "vllm", "tensor_parallel_size": 2})
-    (check,) = [c for c in gate.judge(bench(), result(binary_samples([1] * 80 + [0] * 20)), references=split)
-                if c.against.startswith("baseline")]
+    (check,) = [c for c in gate.judge(wide, result(scores), references=split) if c.against.startswith("baseline")]
     assert check.verdict == "pass" and check.note == "this run used tensor_parallel_size 2 (baseline 1): not reproducible"
 
 
@@ -259,12 +314,12 @@ def mc_samples(gold_logliks: list[float]) -> list[dict[str, Any]]:
 
 
 def test_gold_answer_log_probability_is_reported_next_to_accuracy() -> None:
-    cand = result(mc_samples([-1.5, -2.0, -1.8, -2.5] * 10))
-    ref = result(mc_samples([-1.0, -1.2, -1.1, -1.6] * 10))
+    cand = result(mc_samples([-1.5, -2.0, -1.8, -2.5] * 250))
+    ref = result(mc_samples([-1.0, -1.2, -1.1, -1.6] * 250))
     checks = gate.judge(bench(), cand, references=gate.References(bridges=[("bridge", ref)]))
     (signal,) = [c for c in checks if c.metric == pairing.GOLD_LOGPROB]
     assert signal.verdict == "info" and not signal.primary and "never gates" in signal.note
     assert signal.delta == pytest.approx(-0.725) and signal.p_value < 1e-6
     accuracy = next(c for c in checks if c.metric == "acc,none")
-    assert accuracy.verdict == "pass"  # equal accuracy: the signal explains, it does not gate
+    assert accuracy.verdict == "pass"  # equal accuracy on 1,000 items: the signal explains, it does not gate
     assert pairing.gold_logprobs(binary_samples([1, 0])) is None  # not a multiple-choice record

@@ -31,7 +31,7 @@ def test_options_are_in_one_group(pytester: pytest.Pytester) -> None:
     section = out[out.index("ckptgate: gate language-model checkpoints") :]
     for option in ("--checkpoint", "--bridge", "--suite", "--baseline", "--backend", "--results-dir",
                    "--limit", "--update-baselines", "--alpha", "--record-cache", "--gpus", "--require-gpu",
-                   "--allow-tensor-parallel"):
+                   "--allow-tensor-parallel", "--margins", "--report-only", "--accept-inconclusive"):
         assert option in section
 
 
@@ -55,6 +55,7 @@ def test_benchmark_tests_without_checkpoint(pytester: pytest.Pytester) -> None:
         (["--alpha", "1.5"], "--alpha must be between 0 and 1"),
         (["--update-baselines"], "--update-baselines writes one reference model's numbers"),
         (["--datasets", "/no/such/folder"], "--datasets /no/such/folder: no such folder"),
+        (["--margins", "/no/such/margins.yaml"], "margins file /no/such/margins.yaml does not exist"),
     ],
 )
 def test_bad_options_are_usage_errors(
@@ -109,8 +110,9 @@ def test_collection_groups_and_orders_by_checkpoint(pytester: pytest.Pytester, d
     labels = [line.split("[")[1].rstrip("]") for line in ids]
     from ckptgate.demo import DEMO_STEPS
 
-    assert labels == [label for step in DEMO_STEPS for label in [f"step_{step:04d}"] * 3]
-    assert ids[0].endswith("test_arithmetic[step_0100]")
+    # The suite's bridge (the step-500 snapshot) is a checkpoint of the run like the candidates.
+    assert labels == ["bridge"] * 3 + [label for step in DEMO_STEPS for label in [f"step_{step:04d}"] * 3]
+    assert ids[3].endswith("test_arithmetic[step_0100]")
 
 
 def test_markers_select_benchmarks(pytester: pytest.Pytester, demo_root: Path) -> None:
@@ -118,11 +120,12 @@ def test_markers_select_benchmarks(pytester: pytest.Pytester, demo_root: Path) -
                  "-m", "perplexity")
     assert result.ret == pytest.ExitCode.OK
     collected = [line for line in result.stdout.lines if "::test_" in line]
-    assert len(collected) == 1 and collected[0].endswith("test_demo.py::test_text[step_0100]")
+    assert [c.split("::")[-1] for c in collected] == ["test_text[bridge]", "test_text[step_0100]"]
 
 
 def state_with(groups_by_worker: dict[str, set[str]], loads: dict[str, int]) -> plugin.GateState:
     state = object.__new__(plugin.GateState)
+    state.checkpoints = []
     state.groups_by_worker = groups_by_worker
     state.loads = Counter(loads)
     return state
@@ -158,8 +161,33 @@ def test_a_suite_names_its_stage_bridge(pytester: pytest.Pytester, demo_root: Pa
 def test_opt_in_benchmarks_run_only_when_named(pytester: pytest.Pytester, demo_root: Path) -> None:
     """qwen3's hendrycks_math is misleading (it misjudges base models): collected only when asked for by name."""
     args = [EVALTESTS, "--suite", "qwen3", "--checkpoint", str(demo_root / "step_0800"), "--collect-only", "-q",
-            "--datasets", str(Path(EVALTESTS).parent / "tests" / "fixtures" / "datasets")]
+            "--report-only", "--datasets", str(Path(EVALTESTS).parent / "tests" / "fixtures" / "datasets")]
     default = run(pytester, *args).stdout.str()
     assert "test_gsm8k[gsm8k_4shot-step_0800]" in default and "hendrycks" not in default
     named = run(pytester, *args, "-k", "hendrycks_math").stdout.str()
     assert "test_hendrycks_math[step_0800]" in named
+
+
+def test_primary_metrics_with_nothing_to_be_held_against_are_a_usage_error(
+    pytester: pytest.Pytester, demo_root: Path, tmp_path: Path
+) -> None:
+    """No threshold, no bridge, no baseline: the run would measure and exit 0, which reads as a pass."""
+    suite = write_suite(tmp_path, "{id: choice, task: demo_choice, metrics: [{key: 'acc,none', primary: true}]}")
+    result = run(pytester, EVALTESTS, "--checkpoint", str(demo_root / "step_0100"), "--suite", suite)
+    assert_usage_error(result, "choice acc,none have nothing to be held against", "--bridge PATH", "--baseline NAME",
+                       "--report-only")
+    qwen3 = run(pytester, EVALTESTS, "--checkpoint", str(demo_root / "step_0100"), "--suite", "qwen3",
+                "--collect-only")
+    assert_usage_error(qwen3, "gsm8k_4shot exact_match,flexible-extract", "--bridge PATH")
+    listed = run(pytester, EVALTESTS, "--checkpoint", str(demo_root / "step_0100"), "--suite", suite, "--report-only",
+                 "--collect-only")
+    assert listed.ret == 0, listed.stdout.str() + listed.stderr.str()
+
+
+def test_a_margins_file_naming_what_the_suite_lacks_is_a_usage_error(
+    pytester: pytest.Pytester, demo_root: Path, tmp_path: Path
+) -> None:
+    margins = tmp_path / "margins.yaml"
+    margins.write_text("margins:\n  choice:\n    acc,none: 0.05\n  chioce:\n    acc,none: 0.05\n")
+    result = run(pytester, EVALTESTS, "--checkpoint", str(demo_root / "step_0100"), "--margins", str(margins))
+    assert_usage_error(result, "margins for benchmark/metric(s) the suite does not have: chioce acc,none")

@@ -63,7 +63,7 @@ def test_summary_rows_round_trip_through_the_store(tmp_path: Path) -> None:
     assert {"checkpoint", "step", "benchmark", "metric", "value", "stderr", "n", "verdict"} <= set(table[0])
     assert [r["checkpoint"] for r in table] == ["step_0100", "step_0300"]
     md = (tmp_path / "summary.md").read_text()
-    assert "| step_0100 | choice | acc,none | >= 0.3 | 0.5000 ± 0.0500 |  |  |  | 100 |  | PASS |" in md
+    assert "| step_0100 | choice | acc,none | >= 0.3 | 0.5000 ± 0.0500 |  |  |  |  |  | 100 |  | PASS |" in md
 
 
 def test_text_table_is_aligned() -> None:

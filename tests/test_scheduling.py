@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
-from test_e2e import gate
+from test_e2e import ROOT, gate
 
 from ckptgate import scheduling
 
@@ -82,8 +82,11 @@ def test_groups_cover_every_item_once_keep_to_their_checkpoint_and_never_slow_th
 
 def test_one_checkpoint_is_split_over_two_workers_and_each_part_loads_once(demo_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "results"
-    proc = gate("-n", "2", "--checkpoint", str(demo_root / "step_0800"), "--results-dir", str(out),
-                "--record-cache", "none", "-v")
+    demo = (ROOT / "evaltests" / "suites" / "demo.yaml").read_text()
+    alone = tmp_path / "alone.yaml"  # the demo suite without its bridge: one checkpoint in the run
+    alone.write_text(demo.replace("bridge: demo\n", "").replace("[../tasks/demo]", f"[{ROOT / 'evaltests' / 'tasks' / 'demo'}]"))
+    proc = gate("-n", "2", "--checkpoint", str(demo_root / "step_0800"), "--results-dir", str(out), "--suite", str(alone),
+                "--report-only", "--record-cache", "none", "-v")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     workers = {line.split("]")[0].lstrip("[") for line in proc.stdout.splitlines() if line.startswith("[gw")}
     assert workers == {"gw0", "gw1"}  # both workers had a share of the one checkpoint

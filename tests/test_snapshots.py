@@ -77,11 +77,13 @@ def summary_rows() -> list[results.SummaryRow]:
         results.SummaryRow.from_dict({**base, "metric": "acc,none", "against": "bridge:step_0800", "primary": True,
                                       "value": 0.65, "reference": 0.76, "delta": -0.11, "ci_low": -0.17,
                                       "ci_high": -0.05, "p_value": 0.00012, "p_holm": 0.00036, "mde": 0.052,
+                                      "margin": 0.05, "p_noninferiority": 0.97, "material": True,
                                       "underpowered": True, "verdict": "fail", "method": "exact McNemar"}),
         results.SummaryRow.from_dict({**base, "metric": "acc,none", "against": "baseline:qwen3-1.7b-base", "primary": True,
                                       "value": 0.65, "reference": 0.6861, "delta": -0.0361, "ci_low": -0.1024,
                                       "ci_high": 0.0302, "p_value": 0.14, "p_holm": 0.28, "mde": 0.094,
-                                      "underpowered": True, "verdict": "pass", "method": "z vs baseline"}),
+                                      "margin": 0.015, "p_noninferiority": 0.78, "material": True,
+                                      "underpowered": True, "verdict": "inconclusive", "method": "z vs baseline"}),
         results.SummaryRow.from_dict({**base, "benchmark": "text", "metric": "bits_per_byte,none",
                                       "against": "baseline:qwen3-1.7b-base", "value": 0.8966, "reference": 0.5541,
                                       "delta": 0.3425, "verdict": "info", "stderr": None, "n": 40}),
@@ -96,7 +98,8 @@ def summary_rows() -> list[results.SummaryRow]:
 
 def test_summary_table_format(snapshot: Any) -> None:
     rows = summary_rows()
-    meta = {"suite": "demo", "backend": "hf", "family-wise alpha": "0.05 (Holm over 3 primary comparison(s))"}
+    meta = {"suite": "demo", "backend": "hf", "verdict": "NO-GO",
+            "family-wise alpha": "0.05 (Holm over 3 primary comparison(s))"}
     assert {"text": "\n".join(reports.text_table(rows)), "markdown": reports.markdown(rows, meta),
             "verdicts": reports.verdict_counts(rows)} == snapshot
 

@@ -86,7 +86,8 @@ def test_primary_margin_detect_and_the_stage_bridge(tmp_path: Path) -> None:
                                               "        reference: report_mmlu\n")
     suite = load_suite(str(write(tmp_path, "bridge: ../stage1/step_50000\n" + text)))
     metric = suite.benchmarks[0].metrics[0]
-    assert (metric.primary, metric.margin, metric.detect, metric.reference) == (True, 0.01, 0.02, "report_mmlu")
+    assert (metric.primary, metric.margin.amount, metric.detect, metric.reference) == (True, 0.01, 0.02, "report_mmlu")
+    assert not metric.margin.relative and metric.margin.source == "declared in the suite"
     assert suite.benchmarks[0].metrics[1].primary is False
     assert suite.bridge == str((tmp_path.parent / "stage1" / "step_50000").resolve())
 
@@ -95,7 +96,9 @@ def test_primary_margin_detect_and_the_stage_bridge(tmp_path: Path) -> None:
     ("edit", "message"),
     [
         (("        min: 0.5\n", "        min: 0.5\n        primary: yes please\n"), "primary must be true or false"),
-        (("        min: 0.5\n", "        min: 0.5\n        margin: -0.1\n"), "margin must be >= 0"),
+        (("        min: 0.5\n", "        min: 0.5\n        margin: -0.1\n"), "margin must be a number >= 0"),
+        (("        min: 0.5\n", "        min: 0.5\n        margin: 'lots'\n"), r"or a percentage of the reference \(e.g. '1%'\)"),
+        (("        min: 0.5\n", "        min: 0.5\n        margin: '100%'\n"), "relative margin must be below 100%"),
         (("name: mini\n", "name: mini\nbridge: 3\n"), "bridge must be a checkpoint path"),
         (("        min: 0.5\n", "        min: 0.5\n        reference: [report_mmlu]\n"), "reference names a baseline entry"),
     ],
