@@ -81,7 +81,6 @@ class Check:
     p_holm: float | None = None
     p_noninferiority: float | None = None  # margin test (H0: worse by the margin or more)
     margin: float | None = None  # metric units
-    margin_text: str = ""  # as declared ("0.015", "1%") and where it came from
     material: bool = False  # the estimated worsening reaches the margin
     mde: float | None = None
     underpowered: bool = False
@@ -343,7 +342,6 @@ def _from_comparison(
         p_value=comparison.p_value,
         p_noninferiority=comparison.p_noninferiority,
         margin=comparison.margin,
-        margin_text=_margin_text(gate, comparison.margin),
         material=comparison.crosses_margin,
         mde=mde,
         underpowered=detect is not None and mde > detect,
@@ -428,7 +426,7 @@ def describe(check: Check) -> str:
     power = f"MDE {check.mde:.4g}" + (" UNDERPOWERED" if check.underpowered else "")
     return (
         f"{head} vs {format_value(check.reference)}  delta {check.delta:+.4f} "
-        f"[95% CI {check.ci_low:+.4f}, {check.ci_high:+.4f}]  margin {check.margin_text}  {p_text}  n={check.n}  "
+        f"[95% CI {check.ci_low:+.4f}, {check.ci_high:+.4f}]  {check.threshold}  {p_text}  n={check.n}  "
         f"{power}  ({check.method}){'  ' + why(check) if check.verdict in ('inconclusive', 'pending') else ''}"
     )
 

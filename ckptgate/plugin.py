@@ -84,7 +84,6 @@ class GateState:
     device: str = "cpu"  # "cpu" or "cuda": what every worker's model runs on
     devices: devices.Plan | None = None  # the controller's: GPU per worker, notes
     tensor_parallel: int = 1  # GPUs per model (> 1 only with --allow-tensor-parallel: not reproducible)
-    margins: Path | None = None  # --margins
     report_only: bool = False  # --report-only: measure, never gate
     accept_inconclusive: bool = False  # --accept-inconclusive: INCONCLUSIVE exits 0
     verdict: str | None = None  # the run's, once settled (gate.RUN_VERDICTS)
@@ -113,7 +112,7 @@ class GateState:
             "device": self.device,
             "tensor_parallel": self.tensor_parallel,
             "weights": self.weights,
-            "margins": None if self.margins is None else str(self.margins),
+            "margins": None if self.suite.margins_file is None else str(self.suite.margins_file),
             "report_only": self.report_only,
         }
 
@@ -133,7 +132,6 @@ class GateState:
             device=wire["device"],
             tensor_parallel=wire["tensor_parallel"],
             weights=wire["weights"],
-            margins=None if wire["margins"] is None else Path(wire["margins"]),
             report_only=wire["report_only"],
         )
 
@@ -448,7 +446,6 @@ def _controller_state(config: pytest.Config) -> GateState | None:
         devices=plan,
         tensor_parallel=tensor_parallel,
         weights={label: float(n) for label, n in parameters_of.items()},
-        margins=suite.margins_file if opt.ckptgate_margins is not None else None,
         report_only=opt.ckptgate_report_only,
         accept_inconclusive=opt.ckptgate_accept_inconclusive,
     )
@@ -707,10 +704,11 @@ class BenchmarkRun:
 
     def check(self) -> None:
         """Fail on a failed (or uncomputable) check; an undecided one makes the test INCONCLUSIVE."""
-        report = gate.failure_report(self.case.checkpoint, self.case.benchmark, self.checks, self.policy)
-        if any(c.verdict in ("fail", "error") for c in self.checks):
-            pytest.fail(report, pytrace=False)
-        if self.inconclusive:
+        failed = any(c.verdict in ("fail", "error") for c in self.checks)
+        if failed or self.inconclusive:
+            report = gate.failure_report(self.case.checkpoint, self.case.benchmark, self.checks, self.policy)
+            if failed:
+                pytest.fail(report, pytrace=False)
             pytest.skip(f"{INCONCLUSIVE_WORD}: {report}")
 
     @property
@@ -1010,10 +1008,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for problem in state.problems:
         tr.write_line(f"ckptgate self-check FAILED: {problem}", red=True)
     if state.verdict is not None:
-        _report_verdict(tr, state, exitstatus)
+        _report_verdict(tr, state)
 
 
-def _report_verdict(tr: Any, state: GateState, exitstatus: int) -> None:
+def _report_verdict(tr: Any, state: GateState) -> None:
     colour = {"GO": {"green": True}, "NO-GO": {"red": True}}.get(state.verdict or "", {"yellow": True})
     meaning = {
         "GO": "every primary comparison passed",
