@@ -7,8 +7,9 @@
 (``--checkpoint demo:all``) and the qwen3 suite on the demo's step_0800 over the fixture datasets
 against the qwen3-1.7b-base baseline, then writes a normalised copy of every ``eval_summary.csv``,
 record and per-sample file beside the raw results. Records are normalised: without what differs
-between two runs of the same code (timing, date, provenance, worker id) and with the results
-folder's path replaced by a placeholder; the summary and per-sample files are copied as they are.
+between two runs of the same code (timing, date, provenance, worker id, the memory addresses in
+function reprs of lm-eval's task config) and with the results folder's path replaced by a
+placeholder; the summary and per-sample files are copied as they are.
 ``diff`` reports each file that differs.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +33,7 @@ RUNS = {
                        "--baseline", "qwen3-1.7b-base"],
 }
 VOLATILE_RECORD_KEYS = ("timing", "provenance", "date", "worker")
+ADDRESS = re.compile(r" at 0x[0-9a-f]+")  # lm-eval's task config names functions by repr
 
 
 def take(out: Path) -> None:
@@ -67,7 +70,8 @@ def normalise(raw: Path, dest: Path) -> None:
 
 def _record(record: dict[str, Any], raw: Path) -> dict[str, Any]:
     kept = {k: v for k, v in record.items() if k not in VOLATILE_RECORD_KEYS}
-    return json.loads(json.dumps(kept).replace(str(raw), "<results>"))
+    text = ADDRESS.sub(" at 0x…", json.dumps(kept).replace(str(raw), "<results>"))
+    return json.loads(text)
 
 
 def diff(a: Path, b: Path) -> int:
