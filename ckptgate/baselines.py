@@ -20,9 +20,7 @@ from __future__ import annotations
 import datetime
 import difflib
 import math
-import os
 import re
-import tempfile
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,10 +29,10 @@ from typing import Any, NoReturn
 
 import yaml
 
+from ckptgate import atomicio
 from ckptgate.errors import BaselineError
-from ckptgate.yamlfile import LineDict, check_keys, load_mapping, load_yaml, names_in, resolve_data_file
 from ckptgate.resources import baselines_dir
-from ckptgate.results import file_mode
+from ckptgate.yamlfile import LineDict, check_keys, load_mapping, load_yaml, names_in, resolve_data_file
 
 BASELINES_DIR = baselines_dir()
 
@@ -451,7 +449,7 @@ def update_baseline(path: Path, measured: Sequence[Measured], *, model: str | No
     new_text = header + _emit(doc)
     if new_text == old_text:
         return ""
-    _write_checked(path, new_text)
+    atomicio.write_text(path, new_text, check=_parse)  # re-read before it replaces the file
     return _diff(path, old_text, new_text)
 
 
@@ -553,22 +551,6 @@ def _emit(doc: dict[str, Any]) -> str:
     top = {key: doc[key] for key in _TOP_KEYS if key in doc and key != "entries"}
     blocks = [textwrap.indent(_dump([entry]), "  ") for entry in doc["entries"]]
     return _dump(top) + "\nentries:\n" + "\n".join(blocks)
-
-
-def _write_checked(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o777 if path.exists() else file_mode()
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        _parse(tmp)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _diff(path: Path, old: str, new: str) -> str:

@@ -9,13 +9,10 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import shutil
-import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ckptgate.results import dir_mode
 
 
 def cache_root() -> Path:
@@ -31,27 +28,6 @@ def files_digest(named_files: Iterable[tuple[str, Path]]) -> str:
     for name, path in named_files:
         digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
-
-
-def publish_dir(target: Path, fill: Callable[[Path], None]) -> Path:
-    """Build a folder with ``fill`` beside ``target``, then move it into place in one rename, so
-    nothing ever sees it half written. When ``target`` appeared meanwhile (another process
-    built the same content-keyed entry), that one is kept and this copy dropped."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        staging.chmod(dir_mode())  # mkdtemp's 0o700 would hide the entry from other users
-        fill(staging)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    try:
-        staging.rename(target)
-    except OSError:
-        shutil.rmtree(staging, ignore_errors=True)
-        if not target.is_dir():
-            raise
-    return target
 
 
 @contextmanager

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ckptgate import pairing, results
+from ckptgate import atomicio, pairing, results
 from ckptgate.checkpoints import Checkpoint, discover_all
 from ckptgate.errors import CkptgateError
 from ckptgate.margins import kind_of
@@ -196,7 +196,7 @@ def write_margins(path: Path, suite: Suite, window: Sequence[Checkpoint], rows: 
         "# ('needed'), never below the metric's standard deviation over them ('noise').\n"
         "# Apply with `pytest --margins THIS_FILE` or a suite's `margins: THIS_FILE`.\n"
     )
-    results.atomic_write_text(path, header + yaml.safe_dump(body, sort_keys=False))
+    atomicio.write_text(path, header + yaml.safe_dump(body, sort_keys=False))
 
 
 def table(rows: Sequence[Calibration]) -> list[str]:

@@ -34,13 +34,13 @@ import json
 import math
 import os
 import re
-import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ckptgate.atomicio import remove_tree
 from ckptgate.cache import cache_root
 from ckptgate.errors import CheckpointError
 
@@ -726,15 +726,6 @@ def _shadow_is_current(folder: Path, links: dict[str, str]) -> bool:
         return False
 
 
-def _remove_tree(folder: Path) -> None:
-    """Delete a (read-only) shadow folder; it holds only symlinks, never user data."""
-    try:
-        os.chmod(folder, 0o755)
-    except OSError:
-        pass
-    shutil.rmtree(folder, ignore_errors=True)
-
-
 def _build_shadow(layout: _Layout, fp: str, shadow_root: Path) -> Path:
     """Create (or reuse) the shadow view, atomically: symlinks go into a temp dir that is renamed.
 
@@ -771,7 +762,7 @@ def _build_shadow(layout: _Layout, fp: str, shadow_root: Path) -> Path:
                 stale = final.with_name(f".{final.name}.stale-{os.getpid()}-{os.urandom(4).hex()}")
                 try:
                     os.rename(final, stale)
-                    _remove_tree(stale)
+                    remove_tree(stale)
                 except OSError:
                     pass
         raise _fail(
@@ -787,7 +778,7 @@ def _build_shadow(layout: _Layout, fp: str, shadow_root: Path) -> Path:
         ) from None
     finally:
         if tmp.exists():
-            _remove_tree(tmp)
+            remove_tree(tmp)
 
 
 # --------------------------------------------------------------------------------------------

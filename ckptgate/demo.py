@@ -645,7 +645,7 @@ def retrain(out_dir: Path, *, progress: bool = True) -> Path:
     deterministic kernels); another CPU may produce other bytes. Shows a tqdm bar on stderr
     unless ``progress`` is false. Returns ``out_dir``.
     """
-    from ckptgate.results import atomic_write_text
+    from ckptgate.atomicio import write_text
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -658,7 +658,7 @@ def retrain(out_dir: Path, *, progress: bool = True) -> Path:
         "seed": _TRAIN_SEED,
         "sha256": _file_digests(out_dir),
     }
-    atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    write_text(out_dir / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return out_dir
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from ckptgate.cache import cache_root, exclusive, files_digest
 from ckptgate.errors import CkptgateError
-from ckptgate.results import atomic_write_text
+from ckptgate.atomicio import write_text
 
 MANIFEST_NAME = "hub-datasets.json"
 # dataset_path values that name a datasets builder for local files, not a hub repository
@@ -92,7 +92,7 @@ def _manifest() -> Iterator[dict[str, Any]]:
     with exclusive(path.with_suffix(".lock")):
         raw = _read(path)
         yield raw
-        atomic_write_text(path, json.dumps(raw, indent=2, sort_keys=True) + "\n")
+        write_text(path, json.dumps(raw, indent=2, sort_keys=True) + "\n")
 
 
 def available(snapshots: dict[str, Snapshot], repos: Iterable[str]) -> tuple[dict[str, Snapshot], list[str]]:

@@ -21,7 +21,8 @@ from typing import Any
 from ckptgate.cache import exclusive, files_digest
 from ckptgate.checkpoints import Checkpoint
 from ckptgate.provenance import versions
-from ckptgate.results import atomic_write_text, to_json
+from ckptgate.atomicio import write_text
+from ckptgate.results import to_json
 from ckptgate.suites import Benchmark, Suite
 from scorers.base import ScoreResult
 
@@ -89,9 +90,9 @@ class RecordCache:
 
     def put(self, checkpoint: Checkpoint, benchmark: Benchmark, result: ScoreResult) -> None:
         record_path, samples_path = self._paths(checkpoint, benchmark)
-        atomic_write_text(samples_path, "".join(to_json(s) + "\n" for s in result.samples))
+        write_text(samples_path, "".join(to_json(s) + "\n" for s in result.samples))
         record = {**result.to_dict(), "samples_count": len(result.samples), "checkpoint": checkpoint.label}
-        atomic_write_text(record_path, to_json(record, indent=1) + "\n")
+        write_text(record_path, to_json(record, indent=1) + "\n")
 
     @contextmanager
     def lock(self, checkpoint: Checkpoint) -> Iterator[None]:

