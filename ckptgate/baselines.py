@@ -564,22 +564,34 @@ def _diff(path: Path, old: str, new: str) -> str:
     )
 
 
-def measured_from_record(record: dict[str, Any]) -> list[Measured]:
-    """The declared metrics of one stored benchmark record (see ckptgate.results), as
-    ``--update-baselines`` writes them, with the settings that shaped the numbers."""
-    backend = record.get("backend", {})
-    config = record.get("config", {})
-    settings = {
-        "harness": "lm-eval",
-        "harness_version": record["provenance"]["versions"].get("lm_eval"),
+def run_settings(config: dict[str, Any], backend: dict[str, Any]) -> dict[str, Any]:
+    """The settings that shaped one benchmark's numbers, as a baseline records them: from the
+    scorer's config (shots, generation settings, chat template, ``--limit``) and the backend's
+    load settings. Used both to compare a run with a baseline and to write one."""
+    gen = config.get("gen_kwargs") or {}
+    return {
+        "num_fewshot": config.get("num_fewshot"),
         "backend": backend.get("backend"),
         "dtype": backend.get("dtype"),
         "seed": backend.get("seed"),
-        "temperature": (config.get("gen_kwargs") or {}).get("temperature"),
+        "temperature": gen.get("temperature"),
         "max_model_len": backend.get("max_model_len"),
-        "apply_chat_template": False,
+        "tensor_parallel_size": backend.get("tensor_parallel_size"),
+        "apply_chat_template": bool(config.get("apply_chat_template", False)),
         "limit": config.get("limit"),
         "batch_size": backend.get("batch_size"),
+    }
+
+
+def measured_from_record(record: dict[str, Any]) -> list[Measured]:
+    """The declared metrics of one stored benchmark record (see ckptgate.results), as
+    ``--update-baselines`` writes them, with the settings that shaped the numbers."""
+    config = record.get("config", {})
+    measured = run_settings(config, record.get("backend", {}))
+    settings = {
+        "harness": "lm-eval",
+        "harness_version": record["provenance"]["versions"].get("lm_eval"),
+        **{key: value for key, value in measured.items() if key in SETTINGS_KEYS},
     }
     bench = record["benchmark"]
     return [

@@ -26,7 +26,7 @@ import pytest
 from ckptgate import devices, exitcodes, gate, hubdata, invocation, reports, results, scheduling
 from ckptgate.backends import BACKENDS, LoadSpec, ModelPool, resolve_backend
 from ckptgate.checkpoints import Checkpoint, discover_all, parameter_count
-from ckptgate.baselines import BASELINES_DIR, Baseline, load_baseline, measured_from_record, update_baseline
+from ckptgate.baselines import BASELINES_DIR, Baseline, load_baseline, measured_from_record, run_settings, update_baseline
 from ckptgate.cache import cache_root
 from ckptgate.errors import CkptgateError, DeviceError
 from ckptgate.evaluation import Evaluator, Scored
@@ -803,17 +803,8 @@ def _metrics_with_derived_stderr(score: ScoreResult) -> dict[str, Any]:
 
 def _run_settings(state: GateState, bench: Benchmark, scored: Scored) -> dict[str, Any]:
     """This run's settings that change a benchmark's numbers, as a baseline records them."""
-    gen = scored.result.config.get("gen_kwargs") or {}
-    return {
-        "task": bench.task,
-        "num_fewshot": scored.result.config.get("num_fewshot", bench.num_fewshot),
-        "apply_chat_template": False,
-        "max_model_len": scored.settings.get("max_model_len"),
-        "limit": state.limit,
-        "temperature": gen.get("temperature"),
-        "backend": state.backend,
-        "tensor_parallel_size": state.tensor_parallel,
-    }
+    config = {"num_fewshot": bench.num_fewshot, **scored.result.config, "limit": state.limit}
+    return {"task": bench.task, **run_settings(config, scored.settings)}
 
 
 def _planned(session: pytest.Session, group: str) -> list[Benchmark]:
