@@ -23,7 +23,7 @@ from ckptgate.backends import ModelPool, ModelSession
 from ckptgate.checkpoints import Checkpoint
 from ckptgate.recordcache import RecordCache
 from ckptgate.suites import Benchmark, Suite
-from scorers.base import Scorer, ScoreResult
+from ckptgate.scores import Scorer, ScoreResult
 
 Planned = Callable[[], Sequence[Benchmark]]
 

@@ -43,15 +43,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ckptgate import pairing, stats
 from ckptgate.errors import SuiteError
-from ckptgate.reports import format_value
+from ckptgate.scores import MetricValue
 from ckptgate.suites import MetricGate
-from scorers.base import MetricValue
 
 if TYPE_CHECKING:
     from ckptgate.baselines import Baseline, BaselineEntry
-    from ckptgate.checkpoints import Checkpoint
+    from ckptgate.scores import ScoreResult
     from ckptgate.suites import Benchmark
-    from scorers.base import ScoreResult
 
 # The worsening a comparison of a 0/1 metric should be able to see when the suite declares none:
 # 3 points, the drop a GSM8K-sized benchmark resolves at 80% power.
@@ -409,51 +407,6 @@ def error_checks(benchmark: Benchmark, note: str = "") -> list[Check]:
         Check(m.key, "", m.primary, None, None, None, "error", threshold=m.threshold_text(), note=note)
         for m in benchmark.metrics
     ]
-
-
-def describe(check: Check) -> str:
-    """One report line: value, reference, delta with CI, p-value, n and MDE."""
-    against = check.against or "report only"
-    head = f"{check.verdict.upper():7} {check.metric}  {against}: {format_value(check.value, check.stderr)}"
-    if check.against == "threshold":
-        return f"{head}  threshold {check.threshold}  n={check.n}"
-    if check.p_value is None:
-        ref = "" if check.reference is None else f" vs {format_value(check.reference)}"
-        return f"{head}{ref}" + (f"  ({check.note})" if check.note else "")
-    p_text = f"p(regression)={check.p_value:.3g}" + ("" if check.p_holm is None else f" (Holm {check.p_holm:.3g})")
-    if check.p_noninferiority is not None:
-        p_text += f", p(worse by margin)={check.p_noninferiority:.3g}"
-    power = f"MDE {check.mde:.4g}" + (" UNDERPOWERED" if check.underpowered else "")
-    return (
-        f"{head} vs {format_value(check.reference)}  delta {check.delta:+.4f} "
-        f"[95% CI {check.ci_low:+.4f}, {check.ci_high:+.4f}]  {check.threshold}  {p_text}  n={check.n}  "
-        f"{power}  ({check.method}){'  ' + why(check) if check.verdict in ('inconclusive', 'pending') else ''}"
-    )
-
-
-def why(check: Any) -> str:
-    """Why a comparison is not (yet) decided, in words."""
-    if check.verdict == "pending":
-        return "a material regression, significant before Holm's correction: settled when the run ends"
-    if check.material:
-        return ("the estimated worsening reaches the margin, but the regression is not significant after "
-                f"Holm's correction (it would be caught at 80% from a drop of {check.mde:.4g})")
-    return (f"not shown within the margin {check.margin:.4g} (p(worse by margin)={check.p_noninferiority:.3g}): "
-            "more items or a wider margin would decide it")
-
-
-def failure_report(checkpoint: Checkpoint, benchmark: Benchmark, checks: Sequence[Check], policy: Policy) -> str:
-    """The assertion message: one report line per check, failures first."""
-    bad = [c for c in checks if c.verdict in ("fail", "error")]
-    undecided = [c for c in checks if c.verdict in ("inconclusive", "pending")]
-    what = f"{len(bad)} of {len(checks)} check(s) failed" if bad else f"{len(undecided)} of {len(checks)} check(s) inconclusive"
-    lines = [
-        f"{benchmark.id} (task {benchmark.task}) on {checkpoint.label}: {what} "
-        f"(family-wise alpha {policy.alpha:g} over {policy.family_size} primary comparison(s))"
-    ]
-    ordered = sorted(checks, key=lambda c: VERDICTS.index(c.verdict) if c.verdict != "fail" else -1)
-    lines += ["  " + describe(c) for c in ordered]
-    return "\n".join(lines)
 
 
 def report_only(checks: Sequence[Check]) -> list[Check]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from ckptgate import stats
 from ckptgate.errors import CkptgateError
+from ckptgate.scores import LOGLIK_METRICS, RATIO_METRICS
 
 ItemKey = tuple[Any, ...]
 
@@ -29,8 +30,7 @@ _RATIO_METRICS: dict[str, Callable[[float], float]] = {
 }
 # Per-document log-likelihood aggregated as exp(-mean): loglikelihood tasks' ``perplexity``.
 _LOGLIK_METRICS: dict[str, Callable[[float], float]] = {"perplexity": lambda x: math.exp(-x)}
-# The perplexity family: not proportions, and paired on per-document log-likelihood.
-PERPLEXITY_FAMILY = frozenset(_RATIO_METRICS) | frozenset(_LOGLIK_METRICS)
+assert set(_RATIO_METRICS) == RATIO_METRICS and set(_LOGLIK_METRICS) == LOGLIK_METRICS
 
 
 class PairingError(CkptgateError):
@@ -164,10 +164,10 @@ def _compare_loglik(
     is exactly that ratio, so a paired test on x_i tests the metric itself (higher x is better).
     """
     to_metric = _RATIO_METRICS.get(metric) or _LOGLIK_METRICS[metric]
-    mean_weight = _mean([ref.weights.get(k, 1.0) for k in keys])
+    mean_weight = stats.mean([ref.weights.get(k, 1.0) for k in keys])
     x_cand = [cand.values[k] / mean_weight for k in keys]
     x_ref = [ref.values[k] / mean_weight for k in keys]
-    x0 = _mean(x_ref)
+    x0 = stats.mean(x_ref)
     margin_x = _margin_in_x(to_metric, x0, reference, margin)
     result = stats.paired_continuous(x_cand, x_ref, higher_is_better=True, margin=margin_x)
 
@@ -231,9 +231,9 @@ def item_stderr(samples: Sequence[dict[str, Any]], metric_key: str) -> float | N
         return None
     metric = metric_key.partition(",")[0]
     to_metric = _RATIO_METRICS.get(metric) or _LOGLIK_METRICS.get(metric)
-    mean_weight = _mean([items.weights.get(k, 1.0) for k in keys]) if to_metric else 1.0
+    mean_weight = stats.mean([items.weights.get(k, 1.0) for k in keys]) if to_metric else 1.0
     x = [items.values[k] / mean_weight for k in keys]
-    mean_x = _mean(x)
+    mean_x = stats.mean(x)
     se = math.sqrt(math.fsum((v - mean_x) ** 2 for v in x) / (len(x) - 1) / len(x))
     if to_metric is None:
         return se
@@ -266,6 +266,3 @@ def _margin_in_x(to_metric: Callable[[float], float], x0: float, reference: floa
         return margin * math.log(2)
     return math.log(worse) - math.log(reference)
 
-
-def _mean(values: Sequence[float]) -> float:
-    return math.fsum(values) / len(values)

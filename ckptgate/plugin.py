@@ -32,7 +32,7 @@ from ckptgate.errors import CkptgateError, DeviceError
 from ckptgate.evaluation import Evaluator, Scored
 from ckptgate.pairing import PairingError, item_stderr
 from ckptgate.recordcache import RecordCache
-from scorers.base import ScoreResult
+from ckptgate.scores import ScoreResult
 from ckptgate.provenance import provenance
 from ckptgate.suites import Benchmark, Suite, load_suite
 from scorers.lm_eval_task import LmEvalTaskScorer, suite_task_manager
@@ -706,7 +706,7 @@ class BenchmarkRun:
         """Fail on a failed (or uncomputable) check; an undecided one makes the test INCONCLUSIVE."""
         failed = any(c.verdict in ("fail", "error") for c in self.checks)
         if failed or self.inconclusive:
-            report = gate.failure_report(self.case.checkpoint, self.case.benchmark, self.checks, self.policy)
+            report = reports.failure_report(self.case.checkpoint, self.case.benchmark, self.checks, self.policy)
             if failed:
                 pytest.fail(report, pytrace=False)
             pytest.skip(f"{INCONCLUSIVE_WORD}: {report}")
@@ -981,7 +981,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         undecided = [r for r in rows if r.primary and r.role == "candidate" and r.verdict == "inconclusive"]
         for row in undecided:
             tr.write_line(f"  INCONCLUSIVE {row.checkpoint} {row.benchmark} {row.metric} vs {row.against}: "
-                          f"{gate.why(row)}", yellow=True)
+                          f"{reports.why(row)}", yellow=True)
         tr.write_line(f"results: {state.results_dir} (eval_summary.csv, summary.md, by_checkpoint/)")
         if state.tensor_parallel > 1:
             tr.write_line(NOT_REPRODUCIBLE.format(tp=state.tensor_parallel), yellow=True)

@@ -24,7 +24,7 @@ from ckptgate.provenance import versions
 from ckptgate.atomicio import write_text
 from ckptgate.results import to_json
 from ckptgate.suites import Benchmark, Suite
-from scorers.base import ScoreResult
+from ckptgate.scores import ScoreResult
 
 _NUMERIC_LIBRARIES = ("lm_eval", "torch", "transformers", "vllm", "datasets")
 

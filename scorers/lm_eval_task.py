@@ -20,7 +20,7 @@ from ckptgate.atomicio import publish_dir
 from ckptgate.cache import cache_root, files_digest
 from ckptgate.errors import SuiteError
 from ckptgate.hubdata import Snapshot, is_hub_dataset
-from scorers.base import SEED, MetricValue, ScoreResult
+from ckptgate.scores import SEED, LoadedModel, MetricValue, ScoreResult
 from scorers.code_programs import sandbox_record
 from scorers.lm_eval_speedups import install_template_cache
 from scorers.nltk_data import ensure_punkt_tab, needs_punkt_tab
@@ -29,7 +29,6 @@ from scorers.packaged_data import packaged_files
 if TYPE_CHECKING:
     from lm_eval.tasks import TaskManager
 
-    from ckptgate.backends import ModelSession
     from ckptgate.suites import Benchmark, Suite
 
 # lm-eval's default; recorded with each result. Only metrics without a closed-form standard
@@ -86,7 +85,7 @@ class LmEvalTaskScorer:
 
     def score(
         self,
-        session: ModelSession,
+        session: LoadedModel,
         suite: Suite,
         benchmarks: Sequence[Benchmark],
         *,
@@ -367,7 +366,7 @@ def _batches(prepared: list[_Prepared]) -> list[list[_Prepared]]:
 
 
 def _evaluate(
-    session: ModelSession, manager: TaskManager, batch: list[_Prepared], limit: int | None
+    session: LoadedModel, manager: TaskManager, batch: list[_Prepared], limit: int | None
 ) -> dict[str, ScoreResult]:
     from lm_eval import simple_evaluate
 

@@ -13,7 +13,7 @@ from ckptgate.errors import SuiteError
 from ckptgate.evaluation import Evaluator
 from ckptgate.suites import Benchmark, MetricGate, Suite
 from scorers import lm_eval_task
-from scorers.base import MetricValue, ScoreResult
+from ckptgate.scores import MetricValue, ScoreResult
 
 
 def bench(bid: str, task: str | None = None, shots: int | None = 0) -> Benchmark:

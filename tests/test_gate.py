@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from ckptgate import gate, pairing
+from ckptgate import gate, pairing, reports
 from ckptgate.baselines import load_baseline
 from ckptgate.margins import Margin, default_margin
 from ckptgate.suites import Benchmark, MetricGate
-from scorers.base import MetricValue, ScoreResult
+from ckptgate.scores import MetricValue, ScoreResult
 
 
 def binary_samples(scores: list[int], metric: str = "acc", filt: str = "none", prompt: str = "p") -> list[dict[str, Any]]:
@@ -119,7 +119,7 @@ def test_identical_copy_passes_against_itself() -> None:
 def test_an_identical_copy_on_few_items_is_inconclusive_never_a_pass() -> None:
     check = judge_vs_bridge([1, 0, 1, 1, 1], [1, 0, 1, 1, 1])  # 5 items cannot show "within 1.5 points"
     assert check.verdict == "inconclusive" and check.p_noninferiority > 0.05 and check.underpowered
-    assert "not shown within the margin" in gate.why(check)
+    assert "not shown within the margin" in reports.why(check)
 
 
 def test_clear_regression_fails_at_once() -> None:
@@ -142,7 +142,7 @@ def test_a_material_drop_that_is_not_significant_is_inconclusive() -> None:
     # 3 losses, 0 wins of 40 items: an estimated 7.5-point drop, McNemar p = 0.125.
     check = judge_vs_bridge([0] * 3 + [1] * 37, [1] * 40)
     assert check.material and check.p_value > 0.05 and check.verdict == "inconclusive"
-    assert "not significant" in gate.why(check)
+    assert "not significant" in reports.why(check)
 
 
 def test_borderline_regression_waits_for_holm() -> None:
@@ -289,7 +289,7 @@ def test_failure_report_reads_like_a_report() -> None:
 
     check = judge_vs_bridge([0] * 30 + [1] * 70, [1] * 100)
     ckpt = Checkpoint(label="step_0100", path=Path("/x"), step=100, load_path=Path("/x"), fingerprint="f")
-    text = gate.failure_report(ckpt, bench(), [check], gate.Policy(0.05, 3))
+    text = reports.failure_report(ckpt, bench(), [check], gate.Policy(0.05, 3))
     assert text.startswith("b (task t) on step_0100: 1 of 1 check(s) failed (family-wise alpha 0.05 over 3")
     assert "FAIL    acc,none  bridge:bridge: 0.7000" in text
     assert "delta -0.3000 [95% CI" in text and "n=100" in text and "MDE" in text

@@ -14,7 +14,7 @@ import pytest
 
 from ckptgate import reports, results
 from ckptgate.suites import load_suite
-from scorers.base import SEED
+from ckptgate.scores import SEED
 from scorers.lm_eval_task import GREEDY, _configure, _prepare, suite_task_manager
 
 FIXED_OUTPUTS = [

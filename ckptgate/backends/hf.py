@@ -9,8 +9,8 @@ from lm_eval.models.huggingface import HFLM
 
 from ckptgate.checkpoints import Checkpoint
 from ckptgate.devices import cpu_share
+from ckptgate.scores import SEED
 
-SEED = 42
 # lm-eval's "auto" batch size probes for the largest batch that does not run out of memory;
 # on CPU that probe allocates until the host swaps, so CPU runs use a fixed batch size.
 CPU_BATCH_SIZE = 32

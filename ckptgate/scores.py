@@ -1,16 +1,27 @@
-"""The scorer interface: what turns a loaded model and a benchmark into numbers."""
+"""What scorers and the engine share: scores, metric values, the loaded-model and scorer
+protocols, the run's seed and the metric families that are not proportions.
+
+The bottom floor of the project: it imports nothing of ckptgate's at run time, so scorers
+(``scorers/``), backends and the gate can all depend on it without a circle.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from ckptgate.backends import ModelSession
     from ckptgate.suites import Benchmark, Suite
 
-SEED = 42
+SEED = 42  # every seed of a run: sampling, few-shot order, the backends' own
+
+# Metrics lm-eval aggregates as a ratio of sums of per-document log-likelihood and weight.
+RATIO_METRICS = frozenset({"word_perplexity", "byte_perplexity", "bits_per_byte"})
+# Per-document log-likelihood aggregated as exp(-mean): loglikelihood tasks' ``perplexity``.
+LOGLIK_METRICS = frozenset({"perplexity"})
+# The perplexity family: not proportions, and paired on per-document log-likelihood.
+PERPLEXITY_FAMILY = RATIO_METRICS | LOGLIK_METRICS
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,18 @@ class ScoreResult:
         )
 
 
+class LoadedModel(Protocol):
+    """A checkpoint loaded once by a backend, as scorers use it."""
+
+    @property
+    def lm(self) -> Any:
+        """lm-eval's ``LM`` for the checkpoint."""
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The settings the model was loaded with (recorded with every result)."""
+
+
 class Scorer(Protocol):
     """Scores benchmarks of a suite on a loaded model."""
 
@@ -67,7 +90,7 @@ class Scorer(Protocol):
 
     def score(
         self,
-        session: ModelSession,
+        session: LoadedModel,
         suite: Suite,
         benchmarks: Sequence[Benchmark],
         *,
