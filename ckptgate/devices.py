@@ -20,8 +20,9 @@ import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+
+import psutil
 
 from ckptgate.errors import DeviceError
 
@@ -109,49 +110,42 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _orphaned(pid: int, proc: Path = Path("/proc")) -> bool:
+def _orphaned(pid: int) -> bool:
     """Re-parented to init (PPID 1), or its parent no longer exists. A PID outside our PID
     namespace (a container's view) cannot be judged: not called orphaned."""
-    state = _state_and_parent(pid, proc)
-    if state is None:
+    try:
+        ppid = psutil.Process(pid).ppid()
+    except psutil.Error:  # gone, unreadable, or not visible from here
         return False
-    ppid = state[1]
-    return ppid == 1 or not (proc / str(ppid)).exists()
+    return ppid == 1 or not psutil.pid_exists(ppid)
 
 
-def _state_and_parent(pid: int, proc: Path = Path("/proc")) -> tuple[str, int] | None:
-    """A process's state letter and parent PID from /proc/PID/stat (None: gone or unreadable).
-    The command name in parentheses may itself hold ")" or spaces, so fields are read after the last ")"."""
+def _command(pid: int) -> str:
+    """A process's command line, its arguments joined by spaces ("": gone or unreadable).
+    Bytes that are not valid text read as U+FFFD, so the line can always be printed."""
     try:
-        fields = (proc / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
-        return fields[0], int(fields[1])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _command(pid: int, proc: Path = Path("/proc")) -> str:
-    try:
-        return (proc / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
+        line = " ".join(psutil.Process(pid).cmdline())
+    except psutil.Error:
         return ""
+    return os.fsencode(line).decode(errors="replace").strip()
 
 
-def descendants(pid: int, proc: Path = Path("/proc")) -> list[tuple[int, str]]:
+def descendants(pid: int) -> list[tuple[int, str]]:
     """Live processes below ``pid`` (children, their children, ...): (PID, command line).
-    Empty where /proc cannot be read."""
+    Empty where /proc cannot be read. A process whose parent cannot be read is passed over,
+    not taken for a failure (psutil's ``children()`` gives up on the first one)."""
     parents: dict[int, list[int]] = {}
     try:
-        entries = [entry for entry in proc.iterdir() if entry.name.isdigit()]
-    except OSError:
+        for process in psutil.process_iter(["ppid", "status"]):  # skips what exited while we looked
+            ppid, status = process.info["ppid"], process.info["status"]
+            if ppid is not None and status != psutil.STATUS_ZOMBIE:  # an exited child not yet reaped holds nothing
+                parents.setdefault(ppid, []).append(process.pid)
+    except (psutil.Error, OSError):
         return []
-    for entry in entries:
-        state = _state_and_parent(int(entry.name), proc)  # None: exited while we looked
-        if state is not None and state[0] != "Z":  # an exited child not yet reaped holds nothing
-            parents.setdefault(state[1], []).append(int(entry.name))
     found, todo = [], list(parents.get(pid, []))
     while todo:
         child = todo.pop()
-        found.append((child, _command(child, proc)))
+        found.append((child, _command(child)))
         todo += parents.get(child, [])
     return sorted(found)
 

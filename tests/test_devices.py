@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import psutil
 import pytest
 from helpers_modules import load_module
 from test_e2e import PYTEST, ROOT
@@ -78,13 +82,47 @@ def test_no_gpu_or_no_nvml_runs_on_the_cpu_unless_a_gpu_is_required() -> None:
     assert "Library Not Found" in devices.inventory(nvml(error="NVML Shared Library Not Found")).reason
 
 
-def test_orphaned_holder_is_reported_with_its_pid_and_how_to_end_it(tmp_path: Path) -> None:
-    proc = tmp_path / "proc"
-    for pid, ppid in ((4242, 1), (4343, 999), (4444, 77), (77, 1)):
-        (proc / str(pid)).mkdir(parents=True)
-        (proc / str(pid) / "stat").write_text(f"{pid} (python (worker)) S {ppid} 1 1 0 -1\n")
-    assert devices._orphaned(4242, proc) and devices._orphaned(4343, proc)  # init's child; parent gone
-    assert not devices._orphaned(4444, proc) and not devices._orphaned(5555, proc)  # parent alive; not visible
+def orphan() -> int:
+    """A ``sleep`` whose parent has exited (a double fork): the kernel re-parents it to init, or
+    to the nearest live subreaper (systemd --user on a desktop session)."""
+    out = subprocess.run(["sh", "-c", "sleep 60 >/dev/null 2>&1 & echo $!"], capture_output=True, text=True, check=True)
+    return int(out.stdout)
+
+
+def reaped_pid() -> int:
+    """The PID of a process that has exited and been reaped: nothing by that PID is visible now."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    assert not psutil.pid_exists(gone.pid)
+    return gone.pid
+
+
+class Parented:
+    """psutil.Process as ``_orphaned`` reads it: only its parent's PID."""
+
+    def __init__(self, ppid: int) -> None:
+        self._ppid = ppid
+
+    def ppid(self) -> int:
+        return self._ppid
+
+
+def test_orphaned_holder_is_reported_with_its_pid_and_how_to_end_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    child, adopted = subprocess.Popen(["sleep", "60"]), orphan()
+    try:
+        assert not devices._orphaned(child.pid)  # parent alive (this process)
+        assert not devices._orphaned(reaped_pid())  # not visible
+        # init's child; a subreaper that adopted it is a live parent, so it is not orphaned
+        assert devices._orphaned(adopted) == (psutil.Process(adopted).ppid() == 1)
+    finally:
+        child.kill()
+        child.wait()
+        os.kill(adopted, signal.SIGKILL)
+    gone = reaped_pid()
+    with monkeypatch.context() as patch:  # the same verdicts wherever orphans are re-parented
+        patch.setattr(devices.psutil, "Process", lambda pid: Parented({4242: 1, 4343: gone, 4444: os.getpid()}[pid]))
+        assert devices._orphaned(4242) and devices._orphaned(4343)  # init's child; parent gone
+        assert not devices._orphaned(4444)  # parent alive
     zombie = devices.Gpu(0, "H100", "00:10", 81559, 20000, (devices.GpuProcess(4242, 19000, True, "python train.py"),))
     plan = devices.plan(devices.Inventory((zombie, devices.Gpu(1, "H100", "00:11", 81559, 0))), workers=1)
     assert plan.gpus == (1,)
@@ -224,12 +262,49 @@ def test_tensor_parallel_sizes_are_powers_of_two_and_plans_hand_out_gpu_blocks()
     assert devices.worker_env((3, 4), (1, 2))["CUDA_VISIBLE_DEVICES"] == "3,4"
 
 
-def test_descendants_are_found_through_every_generation(tmp_path: Path) -> None:
-    proc = tmp_path / "proc"
-    for pid, ppid, state, command in ((10, 1, "S", "pytest"), (11, 10, "S", "VLLM::EngineCore"),
-                                      (12, 11, "S", "VLLM::Worker_TP0"), (13, 10, "Z", ""), (14, 1, "S", "other")):
-        (proc / str(pid)).mkdir(parents=True)
-        (proc / str(pid) / "stat").write_text(f"{pid} (python) {state} {ppid} 1 1 0 -1\n")
-        (proc / str(pid) / "cmdline").write_bytes(command.encode() + b"\0--flag\0")
-    assert devices.descendants(10, proc) == [(11, "VLLM::EngineCore --flag"), (12, "VLLM::Worker_TP0 --flag")]
-    assert devices.descendants(12, proc) == [] and devices.descendants(10, tmp_path / "missing") == []
+# A process tree below one root: an exited child it never reaps (a zombie), and a bash named
+# like vLLM's engine core whose own child is named like a tensor-parallel worker. Each reports its PID.
+ENGINE_SCRIPT = "exec -a VLLM::Worker_TP0 sleep 60 & echo worker $!; wait"
+TREE = f"""
+import os, subprocess, sys
+zombie = subprocess.Popen(["true"])
+os.waitid(os.P_PID, zombie.pid, os.WEXITED | os.WNOWAIT)  # exited, left unreaped
+print("zombie", zombie.pid, flush=True)
+engine = subprocess.Popen(["bash", "-c", "exec -a VLLM::EngineCore bash -c '{ENGINE_SCRIPT}'"])
+print("engine", engine.pid, flush=True)
+engine.wait()
+"""
+
+
+def wait_for_exec(pid: int, argv0: str, wait_s: float = 10.0) -> None:
+    deadline = time.monotonic() + wait_s
+    while psutil.Process(pid).cmdline()[:1] != [argv0]:
+        assert time.monotonic() < deadline, f"PID {pid} did not become {argv0}"
+        time.sleep(0.01)
+
+
+def test_descendants_are_found_through_every_generation(monkeypatch: pytest.MonkeyPatch) -> None:
+    root = subprocess.Popen([sys.executable, "-c", TREE], stdout=subprocess.PIPE, text=True)
+    other = subprocess.Popen(["sleep", "60"])  # not below the root
+    pids: dict[str, int] = {}
+    try:
+        assert root.stdout is not None
+        while len(pids) < 3:
+            name, pid = root.stdout.readline().split()
+            pids[name] = int(pid)
+        wait_for_exec(pids["worker"], "VLLM::Worker_TP0")  # it reports its PID from before its exec
+        assert psutil.Process(pids["zombie"]).status() == psutil.STATUS_ZOMBIE
+        assert devices.descendants(root.pid) == sorted([(pids["engine"], f"VLLM::EngineCore -c {ENGINE_SCRIPT}"),
+                                                         (pids["worker"], "VLLM::Worker_TP0 60")])
+        assert devices.descendants(pids["worker"]) == [] and devices.descendants(reaped_pid()) == []
+        with monkeypatch.context() as patch:
+            patch.setattr(psutil, "PROCFS_PATH", "/missing")  # /proc cannot be read
+            assert devices.descendants(root.pid) == []
+    finally:
+        for pid in (pids.get("worker"), pids.get("engine")):
+            if pid is not None:
+                os.kill(pid, signal.SIGKILL)
+        root.kill()
+        root.wait()
+        other.kill()
+        other.wait()
