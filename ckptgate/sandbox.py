@@ -38,7 +38,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -324,8 +324,3 @@ def _exception_verdict(record: dict[str, Any], common: dict[str, Any]) -> Verdic
         return Verdict(Status.ERROR, detail=f"exited before the tests finished (SystemExit {message})".strip(),
                        exception=name, **common)
     return Verdict(Status.ERROR, detail=f"{name}: {message}", exception=name, **common)
-
-
-def with_limits(sandbox: Sandbox, **changes: Any) -> Sandbox:
-    """A sandbox like ``sandbox`` with some limits changed (the isolation probe is redone)."""
-    return Sandbox(limits=replace(sandbox.limits, **changes), required=sandbox.required, workers=sandbox.workers)
