@@ -8,8 +8,8 @@
 against the qwen3-1.7b-base baseline, then writes a normalised copy of every ``eval_summary.csv``,
 record and per-sample file beside the raw results. Records are normalised: without what differs
 between two runs of the same code (timing, date, provenance, worker id, the memory addresses in
-function reprs of lm-eval's task config) and with the results folder's path replaced by a
-placeholder; the summary and per-sample files are copied as they are.
+function reprs of lm-eval's task config) and with the results folder's and the project's paths
+replaced by placeholders (a snapshot taken in a second checkout compares with the first); the summary and per-sample files are copied as they are.
 ``diff`` reports each file that differs.
 """
 
@@ -34,6 +34,7 @@ RUNS = {
 }
 VOLATILE_RECORD_KEYS = ("timing", "provenance", "date", "worker")
 ADDRESS = re.compile(r" at 0x[0-9a-f]+")  # lm-eval's task config names functions by repr
+LOCAL_TASKS = re.compile(r"local-tasks/[0-9a-f]+")  # keyed by the data files' paths
 
 
 def take(out: Path) -> None:
@@ -70,7 +71,8 @@ def normalise(raw: Path, dest: Path) -> None:
 
 def _record(record: dict[str, Any], raw: Path) -> dict[str, Any]:
     kept = {k: v for k, v in record.items() if k not in VOLATILE_RECORD_KEYS}
-    text = ADDRESS.sub(" at 0x…", json.dumps(kept).replace(str(raw), "<results>"))
+    text = json.dumps(kept).replace(str(raw), "<results>").replace(str(ROOT), "<project>")
+    text = LOCAL_TASKS.sub("local-tasks/<digest>", ADDRESS.sub(" at 0x…", text))
     return json.loads(text)
 
 

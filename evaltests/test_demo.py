@@ -8,7 +8,7 @@ benchmark's lm-eval task and writes the results; ``check()`` asserts the suite's
 
 import pytest
 
-from ckptgate.plugin import BenchmarkRun
+from ckptgate.benchmark_run import BenchmarkRun
 
 
 @pytest.mark.gate("arithmetic")

@@ -3,7 +3,7 @@ with --checkpoint."""
 
 import pytest
 
-from ckptgate.plugin import BenchmarkRun
+from ckptgate.benchmark_run import BenchmarkRun
 
 
 @pytest.mark.gate("ifeval")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ckptgate.plugin import BenchmarkRun
+from ckptgate.benchmark_run import BenchmarkRun
 
 
 @pytest.mark.gate("gsm8k")

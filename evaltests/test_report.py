@@ -3,7 +3,7 @@ counts): each test runs over every checkpoint given with --checkpoint."""
 
 import pytest
 
-from ckptgate.plugin import BenchmarkRun
+from ckptgate.benchmark_run import BenchmarkRun
 
 
 @pytest.mark.gate("report")

@@ -10,8 +10,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("ckptgate", "scorers")
-# Modules that present results to people; nothing below them may import them.
-PRESENTATION = {"ckptgate.reports", "ckptgate.plugin", "ckptgate.cli", "ckptgate.hooks"}
+# Modules that present results to people, and the top floor that drives a run and may use them
+# (the pytest plugin and what its hooks call, the command line); nothing below may import them.
+PRESENTATION = {"ckptgate.reports", "ckptgate.terminal"}
+TOP = {"ckptgate.plugin", "ckptgate.cli", "ckptgate.benchmark_run", "ckptgate.settling"}
 # The shared bottom floor: it imports nothing of the project's.
 BOTTOM = {"ckptgate.scores", "ckptgate.errors", "ckptgate.atomicio", "ckptgate.exitcodes"}
 
@@ -118,8 +120,8 @@ def test_cycle_finder_finds_a_circle() -> None:
 
 
 def test_nothing_below_presentation_imports_it() -> None:
-    upward = sorted(f"{name} -> {target}" for name, targets in import_graph().items() if name not in PRESENTATION
-                    for target in targets & PRESENTATION)
+    upward = sorted(f"{name} -> {target}" for name, targets in import_graph().items()
+                    if name not in PRESENTATION | TOP for target in targets & (PRESENTATION | TOP))
     assert upward == []
 
 

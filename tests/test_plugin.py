@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ckptgate import plugin
+from ckptgate import settling
 
 ROOT = Path(__file__).resolve().parent.parent
 EVALTESTS = str(ROOT / "evaltests")
@@ -123,24 +123,16 @@ def test_markers_select_benchmarks(pytester: pytest.Pytester, demo_root: Path) -
     assert [c.split("::")[-1] for c in collected] == ["test_text[bridge]", "test_text[step_0100]"]
 
 
-def state_with(groups_by_worker: dict[str, set[str]], loads: dict[str, int]) -> plugin.GateState:
-    state = object.__new__(plugin.GateState)
-    state.checkpoints = []
-    state.groups_by_worker = groups_by_worker
-    state.loads = Counter(loads)
-    return state
-
-
 def test_self_check_flags_a_work_group_split_across_workers() -> None:
-    grouped = state_with({"gw0": {"a"}, "gw1": {"b"}}, {"a": 1, "b": 1})
-    assert plugin._grouping_problems(grouped) == []
-    split = state_with({"gw0": {"a", "b"}, "gw1": {"b"}}, {"a": 1, "b": 2})
-    problems = plugin._grouping_problems(split)
-    assert any("work group b ran on 2 workers (gw0, gw1)" in p for p in problems)
-    assert any("checkpoint b was loaded 2 times for 1 work group(s)" in p for p in problems)
+    def problems(groups_by_worker: dict[str, set[str]], loads: dict[str, int]) -> list[str]:
+        return settling.grouping_problems(groups_by_worker, Counter(loads), bridges=set())
+
+    assert problems({"gw0": {"a"}, "gw1": {"b"}}, {"a": 1, "b": 1}) == []
+    split = problems({"gw0": {"a", "b"}, "gw1": {"b"}}, {"a": 1, "b": 2})
+    assert any("work group b ran on 2 workers (gw0, gw1)" in p for p in split)
+    assert any("checkpoint b was loaded 2 times for 1 work group(s)" in p for p in split)
     # A checkpoint split on purpose over idle workers: one load per group is expected.
-    parts = state_with({"gw0": {"b~part1"}, "gw1": {"b~part2"}, "gw2": {"a"}}, {"a": 1, "b": 2})
-    assert plugin._grouping_problems(parts) == []
+    assert problems({"gw0": {"b~part1"}, "gw1": {"b~part2"}, "gw2": {"a"}}, {"a": 1, "b": 2}) == []
 
 
 def test_a_suite_names_its_stage_bridge(pytester: pytest.Pytester, demo_root: Path, tmp_path: Path) -> None:

@@ -1,0 +1,301 @@
+"""The run plan: checkpoints, suite, references, devices and settings, resolved from the options.
+
+:func:`plan_run` is a function of the options alone (and of what is on disk and on the machine):
+it discovers and validates every checkpoint, loads the suite, the baseline and the margins,
+checks that the data the suite reads is on this machine, plans the GPUs and the tensor-parallel
+size, and refuses a gate run whose primary metrics have nothing to be held against. The plan
+travels to xdist workers as JSON (:meth:`RunPlan.to_wire`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from ckptgate import devices, hubdata
+from ckptgate.backends import LoadSpec, resolve_backend
+from ckptgate.baselines import BASELINES_DIR, Baseline, load_baseline
+from ckptgate.cache import cache_root
+from ckptgate.checkpoints import Checkpoint, discover_all, parameter_count
+from ckptgate.errors import CkptgateError, DeviceError
+from ckptgate.options import DEMO, DEMO_ALL
+from ckptgate.suites import Suite, load_suite
+from scorers.lm_eval_task import LmEvalTaskScorer
+from scorers.packaged_data import PACKAGED
+
+
+@dataclass
+class RunPlan:
+    """What the run evaluates and how: resolved and validated from the options on the controller
+    (bad input is a usage error before any model loads) and shipped to xdist workers."""
+
+    checkpoints: list[Checkpoint]
+    suite: Suite
+    backend: str
+    results_dir: Path
+    limit: int | None
+    baseline_name: str | None  # a baseline name or file path (--baseline)
+    alpha: float = 0.05
+    record_cache: Path | None = None
+    update_baseline: bool = False  # --update-baselines: the baseline is written, not compared with
+    datasets: Path | None = None  # --datasets: local dataset copies
+    device: str = "cpu"  # "cpu" or "cuda": what every worker's model runs on
+    devices: devices.Plan | None = None  # the controller's: GPU per worker, notes
+    tensor_parallel: int = 1  # GPUs per model (> 1 only with --allow-tensor-parallel: not reproducible)
+    weights: dict[str, float] = field(default_factory=dict)  # checkpoint label -> cost of one benchmark
+    report_only: bool = False  # --report-only: measure, never gate
+    accept_inconclusive: bool = False  # --accept-inconclusive: INCONCLUSIVE exits 0
+    _baseline: Baseline | None = None
+
+    def baseline(self) -> Baseline | None:
+        """The baseline compared with (None when there is none, or while it is being written)."""
+        if self.baseline_name is None or self.update_baseline:
+            return None
+        if self._baseline is None:
+            self._baseline = load_baseline(self.baseline_name)
+        return self._baseline
+
+    @property
+    def bridges(self) -> list[Checkpoint]:
+        return [c for c in self.checkpoints if c.role == "bridge"]
+
+    @property
+    def candidates(self) -> list[Checkpoint]:
+        return [c for c in self.checkpoints if c.role == "candidate"]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "checkpoints": [c.to_dict() for c in self.checkpoints],
+            "suite": str(self.suite.path),
+            "backend": self.backend,
+            "results_dir": str(self.results_dir),
+            "limit": self.limit,
+            "baseline": self.baseline_name,
+            "alpha": self.alpha,
+            "record_cache": None if self.record_cache is None else str(self.record_cache),
+            "update_baseline": self.update_baseline,
+            "datasets": None if self.datasets is None else str(self.datasets),
+            "device": self.device,
+            "tensor_parallel": self.tensor_parallel,
+            "weights": self.weights,
+            "margins": None if self.suite.margins_file is None else str(self.suite.margins_file),
+            "report_only": self.report_only,
+        }
+
+    @classmethod
+    def from_wire(cls, wire: dict[str, Any]) -> RunPlan:
+        return cls(
+            checkpoints=[Checkpoint.from_dict(c) for c in wire["checkpoints"]],
+            suite=load_suite(wire["suite"], margins=wire["margins"]),
+            backend=wire["backend"],
+            results_dir=Path(wire["results_dir"]),
+            limit=wire["limit"],
+            baseline_name=wire["baseline"],
+            alpha=wire["alpha"],
+            record_cache=None if wire["record_cache"] is None else Path(wire["record_cache"]),
+            update_baseline=wire["update_baseline"],
+            datasets=None if wire["datasets"] is None else Path(wire["datasets"]),
+            device=wire["device"],
+            tensor_parallel=wire["tensor_parallel"],
+            weights=wire["weights"],
+            report_only=wire["report_only"],
+        )
+
+
+def plan_run(opt: Any, *, workers: int = 1, collect_only: bool = False,
+             progress: AbstractContextManager[object] | None = None) -> RunPlan | None:
+    """The run plan from the options (``config.option``: the ``ckptgate_*`` attributes), or None
+    when no checkpoint is given. ``workers``: the processes that evaluate; ``collect_only``:
+    listing tests needs no data; ``progress``: a context in which the demo's progress bars may
+    reach the terminal. Raises :class:`CkptgateError` on bad input, before any model loads."""
+    specs, bridges = opt.ckptgate_checkpoints, opt.ckptgate_bridges
+    if not specs:
+        if bridges:
+            raise CkptgateError("--bridge needs at least one --checkpoint to compare with it")
+        return None
+    if opt.ckptgate_limit is not None and opt.ckptgate_limit < 1:
+        raise CkptgateError(f"--limit must be a positive number of documents, got {opt.ckptgate_limit}")
+    if not 0 < opt.ckptgate_alpha < 1:
+        raise CkptgateError(f"--alpha must be between 0 and 1, got {opt.ckptgate_alpha}")
+    plan_gpus = partial(devices.plan, devices.inventory(), workers=workers,
+                        requested=devices.parse_gpus(opt.ckptgate_gpus), require_gpu=opt.ckptgate_require_gpu)
+    gpus = plan_gpus()
+    backend = resolve_backend(opt.ckptgate_backend, gpus.device)
+    suite = load_suite(opt.ckptgate_suite, margins=opt.ckptgate_margins)
+    baseline = _check_baseline(opt.ckptgate_baseline, update=opt.ckptgate_update_baselines)
+    bridges = bridges or ([suite.bridge] if suite.bridge else [])
+    if not (opt.ckptgate_report_only or opt.ckptgate_update_baselines or bridges or baseline):
+        _require_references(suite)
+    datasets = _datasets_dir(opt.ckptgate_datasets)
+    scorer, missing = data_scorer(suite, datasets)
+    scorer.check(suite)
+    if not collect_only:  # listing the tests needs no data; a run stops here
+        _require_fetched(suite, missing)
+    with progress or nullcontext():
+        candidates = discover_all(_expand_demo(specs, "series"))
+        bridge_ckpts = discover_all(_expand_demo(bridges, "bridge"), role="bridge") if bridges else []
+    _reject_overlap(candidates, bridge_ckpts)
+    parameters_of = {c.label: parameter_count(c.path) for c in candidates + bridge_ckpts}  # sizes the plan, orders work
+    tensor_parallel = _tensor_parallel(gpus, parameters_of, opt.ckptgate_allow_tensor_parallel)
+    if tensor_parallel > 1:
+        if opt.ckptgate_update_baselines:
+            raise CkptgateError("--update-baselines records reproducible numbers only: it cannot be combined "
+                                f"with tensor parallelism (tensor_parallel_size {tensor_parallel} was needed)")
+        LoadSpec(backend, gpus.device, tensor_parallel_size=tensor_parallel)  # hf cannot: says so now
+        gpus = plan_gpus(per_worker=tensor_parallel)
+    if opt.ckptgate_update_baselines and (baseline is None or len(candidates) != 1):
+        raise CkptgateError(
+            "--update-baselines writes one reference model's numbers: give exactly one --checkpoint "
+            f"(got {len(candidates)}) and the --baseline NAME to write"
+        )
+    return RunPlan(
+        checkpoints=candidates + bridge_ckpts,
+        suite=suite,
+        backend=backend,
+        results_dir=Path(opt.ckptgate_results_dir).resolve(),
+        limit=opt.ckptgate_limit,
+        baseline_name=baseline,
+        alpha=opt.ckptgate_alpha,
+        record_cache=_record_cache(opt.ckptgate_record_cache),
+        update_baseline=opt.ckptgate_update_baselines,
+        datasets=datasets,
+        device=gpus.device,
+        devices=gpus,
+        tensor_parallel=tensor_parallel,
+        weights={label: float(n) for label, n in parameters_of.items()},
+        report_only=opt.ckptgate_report_only,
+        accept_inconclusive=opt.ckptgate_accept_inconclusive,
+    )
+
+
+def _require_references(suite: Suite) -> None:
+    """A gate run must hold every primary metric against something: a threshold, a bridge or a
+    baseline. Without one the run would report numbers and exit 0, which reads as a pass."""
+    bare = [f"{b.id} {m.key}" for b in suite.benchmarks if not b.opt_in for m in b.metrics
+            if m.primary and not m.gating]
+    if bare:
+        raise CkptgateError(
+            f"suite {suite.name!r}: primary metric(s) {names_text(bare)} have nothing to be held against: give "
+            "--bridge PATH (a checkpoint compared item by item, e.g. the previous stage's last step) or "
+            "--baseline NAME (stored reference numbers), or --report-only to measure without gating"
+        )
+
+
+def data_scorer(suite: Suite, datasets: Path | None) -> tuple[LmEvalTaskScorer, dict[str, list[str]]]:
+    """This process's scorer, reading local data (--datasets) and the prefetched hub snapshots,
+    and the hub datasets it lacks (repo -> tasks reading it; a pip package's copy counts as
+    there). Sets the HF offline switches: a gate run never downloads."""
+    needed = LmEvalTaskScorer(datasets).hub_repos(suite)
+    snapshots, missing = hubdata.available(hubdata.load_manifest(), needed)
+    hubdata.go_offline()
+    lacking = {repo: needed[repo] for repo in missing if repo not in PACKAGED}
+    return LmEvalTaskScorer(datasets, snapshots), lacking
+
+
+def _require_fetched(suite: Suite, missing: dict[str, list[str]]) -> None:
+    """Every hub dataset the suite reads must have been fetched by ``ckptgate prefill`` (or be
+    given locally with --datasets). Checked before any model loads."""
+    if missing:
+        lines = [f"  {repo} (read by {names_text(tasks)})" for repo, tasks in missing.items()]
+        raise CkptgateError(
+            f"suite {suite.name!r} reads hub datasets not fetched on this machine (a gate run never downloads):\n"
+            + "\n".join(lines)
+            + f"\nfetch them once where the hub is reachable: ckptgate prefill --suite {suite.name} "
+            f"(manifest: {hubdata.manifest_path()}; snapshots in the Hugging Face cache), "
+            "or give local copies with --datasets DIR"
+        )
+
+
+def names_text(names: list[str], most: int = 4) -> str:
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _datasets_dir(option: str | None) -> Path | None:
+    if option is None:
+        return None
+    path = Path(option).expanduser().resolve()
+    if not path.is_dir():
+        raise CkptgateError(f"--datasets {option}: no such folder (expected <folder>/<task>/<split>.jsonl)")
+    return path
+
+
+def _record_cache(option: str | None) -> Path | None:
+    if option is None:
+        return cache_root() / "records"
+    return None if option.lower() == "none" else Path(option).expanduser().resolve()
+
+
+def _expand_demo(specs: list[str], part: str) -> list[str]:
+    """``demo`` names the shipped demo checkpoints after the bridge (``demo:all``: the whole series,
+    with the two early ones that regress against the bridge), or as a bridge the demo bridge;
+    each is checked against its manifest."""
+    if DEMO not in specs and DEMO_ALL not in specs:
+        return specs
+    from ckptgate.demo import demo_bridge, demo_series, demo_stage
+
+    expanded: list[str] = []
+    for spec in specs:
+        if part == "bridge" and spec == DEMO:
+            expanded.append(str(demo_bridge()))
+        elif part == "series" and spec == DEMO:
+            expanded += [str(p) for p in demo_stage()]
+        elif part == "series" and spec == DEMO_ALL:
+            expanded.append(str(demo_series()))
+        else:
+            expanded.append(spec)
+    return expanded
+
+
+def _check_baseline(name: str | None, *, update: bool) -> str | None:
+    """The baseline file's path, validated now so a bad file is a usage error before any model
+    loads; with --update-baselines a new name is allowed (the file is created)."""
+    if name is None:
+        return None
+    if update:
+        path = Path(name) if Path(name).suffix in (".yaml", ".yml") else BASELINES_DIR / f"{name}.yaml"
+        if path.exists():
+            load_baseline(str(path))  # a malformed file is reported now, not after the run
+        return str(path.resolve())
+    return str(load_baseline(name).path)
+
+
+def _reject_overlap(candidates: list[Checkpoint], bridges: list[Checkpoint]) -> None:
+    labels = Counter(c.label for c in candidates + bridges)
+    clashes = sorted(label for label, count in labels.items() if count > 1)
+    if clashes:
+        raise CkptgateError(
+            f"checkpoint label(s) {', '.join(clashes)} appear both as --checkpoint and --bridge; "
+            "pass each checkpoint once"
+        )
+
+
+NOT_REPRODUCIBLE = ("tensor_parallel_size {tp} (--allow-tensor-parallel): results are NOT reproducible "
+                    "(tensor_parallel_size 1 is the reproducible setting: splitting a model over GPUs "
+                    "changes its numbers)")
+
+
+def _tensor_parallel(plan: devices.Plan, parameters_of: dict[str, int], allow: bool) -> int:
+    """GPUs per model: 1, or with ``allow`` the tensor-parallel size the largest checkpoint
+    (label -> parameter count) needs. Says up front when a checkpoint cannot fit one GPU."""
+    if plan.gpus is None:
+        return 1
+    smallest = min(plan.memory_mib.values())
+    needed = {label: devices.gpus_needed(parameters, smallest) for label, parameters in parameters_of.items()}
+    label = max(needed, key=lambda name: needed[name])
+    if needed[label] == 1:
+        return 1
+    parameters = parameters_of[label]
+    weights_gib = parameters * devices.SERVING_BYTES["bfloat16"] / 2**30
+    too_big = (f"{label}: {parameters / 1e9:.1f}B parameters ({weights_gib:.0f} GiB in bf16) need "
+               f"{needed[label]} GPUs of {smallest / 1024:.0f} GiB")
+    if not allow:
+        raise DeviceError(
+            f"{too_big}, but ckptgate runs one GPU per model (tensor_parallel_size=1: results "
+            "are reproducible only without tensor parallelism); use GPUs with more memory, or pass "
+            "--allow-tensor-parallel to split it over several (its results are then marked not reproducible)"
+        )
+    return devices.tensor_parallel_size(needed[label])

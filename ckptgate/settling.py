@@ -1,0 +1,94 @@
+"""The end of a run: the workers' findings gathered on the controller, Holm's correction over the
+whole run, the run's verdict and exit code, the baseline update, the self-checks, and the
+summary files (``eval_summary.csv``, ``summary.md``; records rewritten with settled verdicts)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from ckptgate import exitcodes, gate, reports, results, scheduling
+from ckptgate.baselines import measured_from_record, update_baseline
+from ckptgate.runstate import RunState
+
+
+def worker_payload(state: RunState) -> str:
+    """What a worker sends back to the controller when it finishes (JSON)."""
+    return json.dumps({
+        "worker": state.worker,
+        "rows": [r.to_dict() for r in state.rows],
+        "groups": sorted(state.groups_by_worker.get(state.worker, set())),
+        "loads": dict(state.loads),
+        "family_size": state.family_size,
+    })
+
+
+def merge_worker(state: RunState, payload: str) -> None:
+    """The controller takes in one worker's :func:`worker_payload`."""
+    data = json.loads(payload)
+    state.rows.extend(results.SummaryRow.from_dict(r) for r in data["rows"])
+    state.groups_by_worker[data["worker"]] = set(data["groups"])
+    state.loads.update(data["loads"])
+    if data["family_size"] is not None:
+        state.family_size = max(state.family_size or 0, data["family_size"])
+
+
+def finish(state: RunState, exitstatus: int | pytest.ExitCode) -> int | pytest.ExitCode:
+    """Settle the run on the controller; returns the session's exit status."""
+    plan = state.plan
+    policy = gate.Policy(alpha=plan.alpha, family_size=state.family_size or 0)
+    settled = gate.settle(state.rows, policy)
+    state.late_failures = [new for old, new in zip(state.rows, settled) if old.verdict == "pending" and new.verdict == "fail"]
+    state.rows = settled
+    state.verdict = gate.run_verdict(settled) if settled else None
+    state.problems.extend(grouping_problems(state.groups_by_worker, state.loads, {c.label for c in plan.bridges}))
+    if plan.update_baseline and plan.baseline_name is not None:
+        state.baseline_diff = _update_baseline(state)
+    failed = state.problems or state.late_failures or state.baseline_diff is not None
+    if failed and exitstatus == pytest.ExitCode.OK:
+        exitstatus = pytest.ExitCode.TESTS_FAILED
+    if state.verdict == "INCONCLUSIVE" and exitstatus == pytest.ExitCode.OK and not plan.accept_inconclusive:
+        exitstatus = exitcodes.INCONCLUSIVE
+    if state.rows:
+        rows = results.sort_rows(state.rows)
+        results.settle_records(plan.results_dir, rows)
+        results.write_summary(plan.results_dir, rows, reports.markdown(rows, state.run_metadata()))
+    return exitstatus
+
+
+def _update_baseline(state: RunState) -> str:
+    """Write the candidate's measured numbers into the baseline file; returns the diff."""
+    plan = state.plan
+    assert plan.baseline_name is not None
+    (candidate,) = plan.candidates
+    records = [r for r in results.read_records(plan.results_dir) if r["checkpoint"]["label"] == candidate.label]
+    measured = [m for record in records for m in measured_from_record(record)]
+    return update_baseline(Path(plan.baseline_name), measured, model=str(candidate.path))
+
+
+def grouping_problems(groups_by_worker: dict[str, set[str]], loads: Counter[str], bridges: set[str]) -> list[str]:
+    """Self-check: every work group ran on one worker, and each checkpoint was loaded at most
+    once per group (once, unless it was split over idle workers); ``bridges``: their labels."""
+    problems = []
+    workers_of: dict[str, list[str]] = {}
+    for worker, groups in groups_by_worker.items():
+        for group in groups:
+            workers_of.setdefault(group, []).append(worker)
+    for group, workers in sorted(workers_of.items()):
+        if len(workers) > 1:
+            problems.append(
+                f"work group {group} ran on {len(workers)} workers ({', '.join(sorted(workers))}): "
+                "xdist did not group its tests (is pytest>=9.2 installed? see pytest-xdist issue 1386)"
+            )
+    groups_of = Counter(scheduling.label_of(group) for group in workers_of)
+    for label, count in sorted(loads.items()):
+        # A bridge is also a reference of every candidate: each worker may load it once for that
+        # (without the record cache, workers do not share its scored records).
+        allowed = max(1, groups_of[label]) + (len(groups_by_worker) if label in bridges else 0)
+        if count > allowed:
+            problems.append(f"checkpoint {label} was loaded {count} times for {groups_of[label]} work group(s); "
+                            "tests were not kept together")
+    return problems
