@@ -4,8 +4,9 @@ A bridge is compared with every candidate of a run and of later runs; its per-sa
 are the same each time if the checkpoint's content and every setting that shapes the numbers
 are the same. The cache key hashes exactly those: the checkpoint fingerprint, the benchmark's
 task, shots and generation settings, ``--limit``, the backend and its numeric settings, the
-versions of the libraries that compute the numbers, and the content of the suite's own task
-files. Entries are written atomically (record after samples), so a reader never sees half.
+versions of the libraries that compute the numbers, the content of the suite's own task files,
+and the project's own scoring code (the scorers and the code sandbox), so a scorer fix never
+reuses records scored by the code it fixed. Entries are written atomically (record after samples), so a reader never sees half.
 """
 
 from __future__ import annotations
@@ -39,6 +40,20 @@ def task_files_digest(task_paths: tuple[Path, ...]) -> str:
     )
 
 
+@functools.cache
+def scoring_code_digest() -> str:
+    """Hash of the project's code that turns model outputs into numbers: every module of the
+    ``scorers`` package and the code sandbox (task utils are part of the task files)."""
+    import scorers
+    from ckptgate import sandbox, sandbox_inside
+
+    package = Path(scorers.__file__).parent
+    files = [(f"scorers/{p.relative_to(package)}", p) for p in sorted(package.rglob("*.py"))
+             if "__pycache__" not in p.parts]
+    files += [(f"ckptgate/{Path(m.__file__).name}", Path(m.__file__)) for m in (sandbox, sandbox_inside)]
+    return files_digest(files)
+
+
 class RecordCache:
     """``<folder>/<fingerprint>/<key>.json`` plus ``<key>.samples.jsonl``."""
 
@@ -68,6 +83,7 @@ class RecordCache:
             "backend": self.backend_settings,
             "libraries": {name: found.get(name) for name in _NUMERIC_LIBRARIES},
             "task_files": task_files_digest(self.suite.task_paths),
+            "scoring_code": scoring_code_digest(),
             "default_tasks": self.suite.include_default_tasks,
             "local_data": self.local_data(benchmark.task),
         }

@@ -62,8 +62,6 @@ class LmEvalTaskScorer:
     tasks reading one read its snapshot folder, and record its revision and hash.
     """
 
-    name = "lm_eval"
-
     def __init__(self, datasets: Path | None = None, snapshots: dict[str, Snapshot] | None = None) -> None:
         self.datasets = datasets
         self.snapshots = snapshots or {}
