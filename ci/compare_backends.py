@@ -9,20 +9,17 @@ differ by float rounding between the backends' kernels (relative 1e-5).
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
+
+from ckptgate.results import read_records
 
 TOLERANCE = 1e-5
 CONTINUOUS = ("perplexity", "bits_per_byte", "gold_logprob")
 
 
 def records(results: Path) -> dict[tuple[str, str], dict]:
-    found = {}
-    for path in sorted((results / "by_checkpoint").glob("*/*.json")):
-        record = json.loads(path.read_text())
-        found[(record["checkpoint"]["label"], record["benchmark"]["id"])] = record
-    return found
+    return {(r["checkpoint"]["label"], r["benchmark"]["id"]): r for r in read_records(results)}
 
 
 def main(first: Path, second: Path) -> int:
