@@ -54,8 +54,8 @@ def test_eval_data_sizes_and_answers() -> None:
 
 
 def test_eval_items_are_held_out_of_training() -> None:
-    data = demo._make_eval_data()
-    stream = demo._TrainingStream(random.Random(0), data, demo._RECIPE)
+    data = demo.data.make_eval_data()
+    stream = demo.data.TrainingStream(random.Random(0), data, demo.RECIPE)
     corpus = "\n\n".join(stream.doc() for _ in range(3000))
     for item in data.arith_test:
         assert item["question"] not in corpus
@@ -80,9 +80,9 @@ def test_shipped_series_matches_its_manifest(demo_dir: Path) -> None:
 
 def test_plateau_is_the_last_steps_of_the_series() -> None:
     assert demo.PLATEAU_STEPS == demo.DEMO_STEPS[-len(demo.PLATEAU_STEPS):]
-    recipe = demo._RECIPE
+    recipe = demo.RECIPE
     assert recipe.anneal_start == demo.PLATEAU_STEPS[0] and recipe.total_steps == demo.PLATEAU_STEPS[-1]
-    rates = [demo._lr_at(step, recipe) for step in range(recipe.total_steps)]
+    rates = [demo.training.lr_at(step, recipe) for step in range(recipe.total_steps)]
     assert max(rates) == pytest.approx(recipe.peak_lr, rel=1e-6)
     plateau = rates[recipe.anneal_start:]
     assert plateau == sorted(plateau, reverse=True) and plateau[-1] < plateau[0] / 50
@@ -197,7 +197,7 @@ def test_retraining_is_deterministic_on_one_machine(demo_dir: Path, tmp_path: Pa
     # Training is bit-identical run to run on one kind of CPU (not across CPUs: the shipped
     # weights are what every machine uses). The first 100 steps, twice.
     for run in ("a", "b"):
-        demo._train_and_snapshot(tmp_path / run, demo._RECIPE, progress=False, stop_after=demo.DEMO_STEPS[0])
+        demo.training.train_and_snapshot(tmp_path / run, demo.RECIPE, progress=False, stop_after=demo.DEMO_STEPS[0])
     name = f"step_{demo.DEMO_STEPS[0]:04d}"
     for file in ("model.safetensors", "tokenizer.json", "config.json"):
         assert (tmp_path / "a" / name / file).read_bytes() == (tmp_path / "b" / name / file).read_bytes(), file
