@@ -19,20 +19,28 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import io
 import math
 import re
-import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Annotated, Any, ClassVar, Literal, Self
 
+import ruamel.yaml
 import yaml
+from pydantic import BeforeValidator, Field, model_validator
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.emitter import Emitter
+from ruamel.yaml.error import CommentMark
+from ruamel.yaml.representer import RoundTripRepresenter
+from ruamel.yaml.scalarstring import SingleQuotedScalarString
+from ruamel.yaml.tokens import CommentToken
 
 from ckptgate import atomicio
 from ckptgate.errors import BaselineError
 from ckptgate.resources import baselines_dir
-from ckptgate.yamlfile import LineDict, check_keys, load_mapping, load_yaml, names_in, resolve_data_file
+from ckptgate.yamlfile import ID, Invalid, Message, Model, load_model, load_yaml, resolve_data_file, rule
 
 BASELINES_DIR = baselines_dir()
 
@@ -40,48 +48,115 @@ BASELINES_DIR = baselines_dir()
 # of these is not comparable.
 NUMBER_CHANGING = ("task", "num_fewshot", "apply_chat_template", "max_model_len", "limit", "temperature")
 
-# Keys of `defaults` and of an entry's `settings`, in the order files are written.
-SETTINGS_KEYS = (
-    "harness",
-    "harness_version",
-    "backend",
-    "dtype",
-    "seed",
-    "temperature",
-    "max_model_len",
-    "tensor_parallel_size",
-    "gpu_memory_utilization",
-    "apply_chat_template",
-    "fewshot_as_multiturn",
-    "limit",
-    "batch_size",
-)
-
-# Keys of an entry, in the order files are written.
-ENTRY_KEYS = (
-    "benchmark",
-    "task",
-    "num_fewshot",
-    "metric",
-    "value",
-    "n",
-    "stderr",
-    "source",
-    "date",
-    "use",
-    "setting",
-    "note",
-    "settings",
-)
-
 USES = ("gate", "reference", "misleading")
 
-_TOP_KEYS = ("model", "description", "defaults", "entries")
-_ALWAYS_REQUIRED = {"benchmark", "metric", "value", "source", "date"}
-# A reference number comes from another harness: it has no lm-eval task or sample count.
-_REQUIRED_UNLESS_REFERENCE = {"task", "num_fewshot", "n"}
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+# --- the file's schema ------------------------------------------------------------------------
+
+Setting = Annotated[str | int | float | bool | None, Message("setting {name!r} must be a single value, got {value!r}")]
+
+
+class _Settings(Model):
+    """``defaults`` and an entry's ``settings``; the keys in the order files are written."""
+
+    harness: Setting = None
+    harness_version: Setting = None
+    backend: Setting = None
+    dtype: Setting = None
+    seed: Setting = None
+    temperature: Setting = None
+    max_model_len: Setting = None
+    tensor_parallel_size: Setting = None
+    gpu_memory_utilization: Setting = None
+    apply_chat_template: Setting = None
+    fewshot_as_multiturn: Setting = None
+    limit: Setting = None
+    batch_size: Setting = None
+
+
+SettingsMap = Annotated[_Settings | None, Message("{name} must be a mapping of settings")]
+
+
+def _iso_date(value: Any) -> Any:
+    """A date YAML read as one, as the text YYYY-MM-DD (a time of day is not a date)."""
+    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+        return value.isoformat()
+    return value
+
+
+def _is_iso_date(text: str) -> bool:
+    try:
+        return bool(_DATE.match(text)) and bool(datetime.date.fromisoformat(text))
+    except ValueError:
+        return False
+
+
+_N = "n must be a positive integer (samples scored), got {value!r}"
+_TASK = "task must be an lm-eval task name, got {value!r}"
+
+
+class _Entry(Model):
+    """An entry; the keys in the order files are written."""
+
+    what: ClassVar[str | None] = "entry {benchmark!r}"
+    not_a_mapping: ClassVar[str] = "each entry must be a mapping, got {value!r}"
+
+    benchmark: Annotated[str, rule(ID.match), Message(
+        "benchmark {value!r} must be a suite benchmark id: letters, digits, '_', '.', '-'")]
+    task: Annotated[str | None, rule(lambda task: task is None or task), Message(_TASK)] = None
+    num_fewshot: Annotated[int | None, rule(lambda n: n is None or n >= 0),
+                           Message("num_fewshot must be an integer >= 0, got {value!r}")] = None  # null: the task's default
+    metric: Annotated[str, rule(lambda metric: "," in metric), Message(
+        "metric {value!r} must be lm-eval's 'metric,filter' key, e.g. 'exact_match,strict-match' or 'acc,none'")]
+    value: Annotated[float, rule(math.isfinite), Message("value must be a number, got {value!r}")]
+    n: Annotated[int | None, rule(lambda n: n is None or n > 0), Message(_N)] = None
+    stderr: Annotated[Annotated[float, Field(ge=0, allow_inf_nan=False)] | None,
+                      Message("stderr must be a number >= 0 or null, got {value!r}")] = None
+    source: Annotated[str, rule(str.strip), Message("source must be non-empty text")]
+    date: Annotated[str, BeforeValidator(_iso_date), rule(_is_iso_date),
+                    Message("date must be a date written YYYY-MM-DD, got {value!r}")]
+    use: Annotated[Literal[USES], Message(f"use must be one of {', '.join(USES)}, got {{value!r}}")] = "gate"
+    setting: Annotated[str, Message("setting must be text")] = ""
+    note: Annotated[str, Message("note must be text")] = ""
+    settings: SettingsMap = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _required(cls, raw: Any) -> Any:
+        """All keys missing, in one message, before any value is checked. Only a reference number
+        (from another harness) may lack an lm-eval task, shots and n."""
+        if not isinstance(raw, dict) or not raw.keys() <= cls.model_fields.keys() or raw.get("use", "gate") not in USES:
+            return raw  # an unknown key or use comes first
+        required = {name for name, info in cls.model_fields.items() if info.is_required()}
+        if raw.get("use") != "reference":
+            required |= {"task", "num_fewshot", "n"}
+        missing = sorted(required - raw.keys())
+        if missing:
+            raise Invalid(f"entry {raw.get('benchmark', '?')!r} is missing {', '.join(missing)}")
+        return raw
+
+    @model_validator(mode="after")
+    def _measured(self) -> Self:
+        if self.use != "reference" and self.task is None:
+            raise Invalid(_TASK.format(value=None), "task")
+        if self.use != "reference" and self.n is None:
+            raise Invalid(_N.format(value=None), "n")
+        return self
+
+
+class _BaselineFile(Model):
+    what: ClassVar[str | None] = "the baseline"
+
+    model: Annotated[str, rule(bool), Message("model must be a model name, e.g. Qwen/Qwen3-1.7B-Base")]
+    description: Annotated[str, Message("description must be text")] = ""
+    defaults: SettingsMap = None
+    entries: Annotated[list[_Entry], rule(bool), Message("entries must be a non-empty list")]
+
+
+# Keys of `defaults` and of an entry's `settings`, and of an entry, in the order files are written.
+SETTINGS_KEYS = tuple(_Settings.model_fields)
+ENTRY_KEYS = tuple(_Entry.model_fields)
 
 
 @dataclass(frozen=True)
@@ -174,10 +249,6 @@ class Measured:
     source: str = "measured by ckptgate"
 
 
-def available_baselines() -> list[str]:
-    return names_in(BASELINES_DIR)
-
-
 def resolve_baseline_path(name_or_path: str) -> Path:
     """A baseline name (``qwen3-1.7b-base``) or a path to a baseline file."""
     return resolve_data_file(name_or_path, BASELINES_DIR, "baseline", BaselineError)
@@ -187,205 +258,31 @@ def load_baseline(name_or_path: str) -> Baseline:
     return _parse(resolve_baseline_path(name_or_path))
 
 
-# --- validation -------------------------------------------------------------------------------
-
-
-def _fail(path: Path, line: int, message: str) -> NoReturn:
-    raise BaselineError(f"{path}:{line}: {message}")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _parse(path: Path) -> Baseline:
-    data = load_mapping(
-        path, what="the baseline", required={"model", "entries"}, optional={"description", "defaults"},
-        error=BaselineError,
-    )
-    if not isinstance(data["model"], str) or not data["model"]:
-        _fail(path, data.line_of("model"), "model must be a model name, e.g. Qwen/Qwen3-1.7B-Base")
-    description = data.get("description", "")
-    if not isinstance(description, str):
-        _fail(path, data.line_of("description"), "description must be text")
-    defaults = _settings(path, data, "defaults")
-    raws = data["entries"]
-    if not isinstance(raws, list) or not raws:
-        _fail(path, data.line_of("entries"), "entries must be a non-empty list")
-    entries = tuple(_entry(path, raw, defaults, data.line_of("entries")) for raw in raws)
-    _reject_duplicates(path, entries)
-    return Baseline(
-        name=path.stem,
-        path=path,
-        model=data["model"],
-        description=description,
-        entries=entries,
-    )
-
-
-def _settings(path: Path, parent: LineDict, key: str) -> dict[str, Any]:
-    """Validate a settings mapping (``defaults`` or an entry's ``settings``)."""
-    raw = parent.get(key)
-    if raw is None:
-        return {}
-    if not isinstance(raw, LineDict):
-        _fail(path, parent.line_of(key), f"{key} must be a mapping of settings")
-    check_keys(
-        raw, path=path, what=key, required=set(), optional=set(SETTINGS_KEYS), error=BaselineError
-    )
-    for name, value in raw.items():
-        if value is not None and not isinstance(value, (str, int, float, bool)):
-            _fail(path, raw.line_of(name), f"setting {name!r} must be a single value, got {value!r}")
-    return dict(raw)
-
-
-def _entry(path: Path, raw: Any, defaults: dict[str, Any], list_line: int) -> BaselineEntry:
-    if not isinstance(raw, LineDict):
-        _fail(path, list_line, f"each entry must be a mapping, got {raw!r}")
-    use = _use(path, raw)
-    required = set(_ALWAYS_REQUIRED)
-    if use != "reference":
-        required |= _REQUIRED_UNLESS_REFERENCE
-    check_keys(
-        raw,
-        path=path,
-        what=f"entry {raw.get('benchmark', '?')!r}",
-        required=required,
-        optional=set(ENTRY_KEYS) - required,
-        error=BaselineError,
-    )
-    overrides = _settings(path, raw, "settings")
-    # A reference number was not measured under this file's lm-eval defaults: only its own
-    # settings describe it.
-    settings = overrides if use == "reference" else {**defaults, **overrides}
-    return BaselineEntry(
-        benchmark=_benchmark_id(path, raw),
-        metric=_metric(path, raw),
-        value=_value(path, raw),
-        n=_n(path, raw),
-        stderr=_stderr(path, raw),
-        source=_text(path, raw, "source", required=True),
-        date=_date(path, raw),
-        use=use,
-        task=_task(path, raw),
-        num_fewshot=_num_fewshot(path, raw),
-        settings=settings,
-        setting=_text(path, raw, "setting"),
-        note=_text(path, raw, "note"),
-        line=raw.line,
-    )
-
-
-def _use(path: Path, raw: LineDict) -> str:
-    use = raw.get("use", "gate")
-    if use not in USES:
-        _fail(path, raw.line_of("use"), f"use must be one of {', '.join(USES)}, got {use!r}")
-    return str(use)
-
-
-def _benchmark_id(path: Path, raw: LineDict) -> str:
-    value = raw["benchmark"]
-    if not isinstance(value, str) or not _ID.match(value):
-        _fail(
-            path,
-            raw.line_of("benchmark"),
-            f"benchmark {value!r} must be a suite benchmark id: letters, digits, '_', '.', '-'",
+    spec, data = load_model(path, _BaselineFile, BaselineError)
+    defaults = _settings(spec.defaults)
+    entries = tuple(
+        BaselineEntry(
+            **entry.model_dump(exclude={"settings"}),
+            # A reference number was not measured under this file's lm-eval defaults: only its
+            # own settings describe it.
+            settings=_settings(entry.settings) if entry.use == "reference" else {**defaults, **_settings(entry.settings)},
+            line=raw.line,
         )
-    return value
-
-
-def _metric(path: Path, raw: LineDict) -> str:
-    value = raw["metric"]
-    if not isinstance(value, str) or "," not in value:
-        _fail(
-            path,
-            raw.line_of("metric"),
-            f"metric {value!r} must be lm-eval's 'metric,filter' key, "
-            f"e.g. 'exact_match,strict-match' or 'acc,none'",
-        )
-    return value
-
-
-def _value(path: Path, raw: LineDict) -> float:
-    value = raw["value"]
-    if not _is_number(value) or not math.isfinite(value):
-        _fail(path, raw.line_of("value"), f"value must be a number, got {value!r}")
-    return float(value)
-
-
-def _n(path: Path, raw: LineDict) -> int | None:
-    value = raw.get("n")
-    if value is None and raw.get("use") == "reference":
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        _fail(path, raw.line_of("n"), f"n must be a positive integer (samples scored), got {value!r}")
-    return value
-
-
-def _stderr(path: Path, raw: LineDict) -> float | None:
-    value = raw.get("stderr")
-    if value is None:
-        return None
-    if not _is_number(value) or not math.isfinite(value) or value < 0:
-        _fail(path, raw.line_of("stderr"), f"stderr must be a number >= 0 or null, got {value!r}")
-    return float(value)
-
-
-def _text(path: Path, raw: LineDict, key: str, *, required: bool = False) -> str:
-    value = raw.get(key, "")
-    if not isinstance(value, str) or (required and not value.strip()):
-        _fail(path, raw.line_of(key), f"{key} must be {'non-empty ' if required else ''}text")
-    return value
-
-
-def _date(path: Path, raw: LineDict) -> str:
-    value = raw["date"]
-    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
-        return value.isoformat()
-    if isinstance(value, str) and _is_iso_date(value):
-        return value
-    _fail(path, raw.line_of("date"), f"date must be a date written YYYY-MM-DD, got {value!r}")
-
-
-def _is_iso_date(text: str) -> bool:
-    try:
-        return bool(_DATE.match(text)) and bool(datetime.date.fromisoformat(text))
-    except ValueError:
-        return False
-
-
-def _task(path: Path, raw: LineDict) -> str | None:
-    value = raw.get("task")
-    if value is None and raw.get("use") == "reference":
-        return None
-    if not isinstance(value, str) or not value:
-        _fail(path, raw.line_of("task"), f"task must be an lm-eval task name, got {value!r}")
-    return value
-
-
-def _num_fewshot(path: Path, raw: LineDict) -> int | None:
-    """``null`` is allowed and means the task's own default shot count."""
-    value = raw.get("num_fewshot")
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        _fail(path, raw.line_of("num_fewshot"), f"num_fewshot must be an integer >= 0, got {value!r}")
-    return value
-
-
-def _reject_duplicates(path: Path, entries: tuple[BaselineEntry, ...]) -> None:
-    """Two numbers for one (benchmark, metric) would make a comparison ambiguous."""
+        for entry, raw in zip(spec.entries, data["entries"])
+    )
     seen: dict[tuple[str, str], int] = {}
-    for entry in entries:
+    for entry in entries:  # two numbers for one (benchmark, metric) would make a comparison ambiguous
         key = (entry.benchmark, entry.metric)
         if key in seen:
-            _fail(
-                path,
-                entry.line,
-                f"benchmark {entry.benchmark!r} metric {entry.metric!r} appears twice "
-                f"(first at line {seen[key]})",
-            )
+            raise BaselineError(f"{path}:{entry.line}: benchmark {entry.benchmark!r} metric {entry.metric!r} "
+                                f"appears twice (first at line {seen[key]})")
         seen[key] = entry.line
+    return Baseline(name=path.stem, path=path, model=spec.model, description=spec.description, entries=entries)
+
+
+def _settings(settings: _Settings | None) -> dict[str, Any]:
+    return {} if settings is None else settings.model_dump(exclude_unset=True)
 
 
 def _same_setting(a: Any, b: Any) -> bool:
@@ -408,12 +305,15 @@ def _normalised(value: Any) -> tuple[str, Any]:
         return ("none", None)
     if isinstance(value, bool):
         return ("bool", value)
-    if _is_number(value):
+    if isinstance(value, (int, float)):
         return ("number", float(value))
     return ("other", value)
 
 
 # --- writing ----------------------------------------------------------------------------------
+
+_PYYAML = yaml.resolver.Resolver()  # how the gate reads the files
+_WIDTH = 100  # the width text is folded at
 
 
 def update_baseline(path: Path, measured: Sequence[Measured], *, model: str | None = None) -> str:
@@ -422,31 +322,72 @@ def update_baseline(path: Path, measured: Sequence[Measured], *, model: str | No
 
     Existing (benchmark, metric) entries get value, n, stderr, source, date and settings
     replaced, and task and num_fewshot set to how the number was measured (their note/setting
-    kept); new ones are appended. The leading comment block of the file is preserved; the rest is
-    re-emitted in a stable, readable layout (keys in schema order, one entry per block, floats
-    written with full precision), so a later update changes only the lines that changed. Written
-    atomically (temp file in the same folder + os.replace), and only after the new text has been
-    checked to load, so a failed update leaves the old file intact.
+    kept); new ones are appended. The file is edited in round-trip mode: every comment, the order
+    of keys and entries and the text of every value not replaced survive; a changed value is
+    replaced in place, a key an entry lacks goes where the schema orders it. Written atomically
+    (temp file in the same folder + os.replace), and only after the new text has been checked to
+    load, so a failed update leaves the old file intact.
     """
     for item in measured:
         _check_measured(path, item)
     old_text = path.read_text(encoding="utf-8") if path.exists() else ""
     if old_text:
-        doc = _plain_document(path)
-        header = _leading_comments(old_text)
+        baseline = _parse(path)  # a malformed file fails with its line before anything is written
+        if model is not None and baseline.model != model:
+            raise BaselineError(
+                f"{path} is the baseline of {baseline.model!r}, not of {model!r}; "
+                f"choose the baseline file of the model that was measured"
+            )
+        keys = [(entry.benchmark, entry.metric) for entry in baseline.entries]
+        # The entries as PyYAML reads them (as the gate does), to tell which values change.
+        read: list[dict[str, Any]] = list(load_yaml(path, BaselineError)["entries"])
+        text = old_text
     else:
         if model is None:
             raise BaselineError(f"{path} does not exist; give the model name to create it")
-        doc = {"model": model, "entries": []}
-        header = _new_header(model)
-    if model is not None and doc["model"] != model:
-        raise BaselineError(
-            f"{path} is the baseline of {doc['model']!r}, not of {model!r}; "
-            f"choose the baseline file of the model that was measured"
-        )
+        keys, read = [], []
+        text = (f"# Baseline numbers for {model}, as lm-eval reports them (fractions 0-1).\n"
+                f"# Written by ckptgate --update-baselines.\n\nmodel: m\n\nentries: []\n")
+    editor = _editor()
+    try:
+        doc = editor.load(text)
+    except ruamel.yaml.YAMLError as exc:  # e.g. a key written twice: PyYAML reads the last, ruamel edits the first
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise BaselineError(f"{where}: cannot edit the file: {getattr(exc, 'problem', exc)}") from None
+    if not old_text:
+        doc["model"], doc["entries"] = _scalar(model), CommentedSeq()
+    entries = doc["entries"]
+    trailing = _lift_trailing(entries[-1] if entries else None)  # the comments that end the entries
     for item in measured:
-        _merge(doc["entries"], item)
-    new_text = header + _emit(doc)
+        fresh = {
+            "benchmark": item.benchmark,
+            "task": item.task,
+            "num_fewshot": item.num_fewshot,
+            "metric": item.metric,
+            "value": float(item.value),
+            "n": item.n,
+            "stderr": None if item.stderr is None else float(item.stderr),
+            "source": item.source,
+            "date": datetime.date.fromisoformat(item.date),
+            "settings": item.settings,
+        }
+        key = (item.benchmark, item.metric)
+        if key not in keys:
+            keys.append(key)
+            read.append({})
+            entries.append(CommentedMap())
+            if len(entries) > 1:
+                entries.yaml_set_comment_before_after_key(len(entries) - 1, before="\n")  # a blank line
+        index = keys.index(key)
+        after = _lift_trailing(entries[index])  # e.g. the blank line before the next entry
+        _put(entries[index], read[index], fresh, ENTRY_KEYS)
+        _drop_trailing(entries[index], after)
+        read[index] = {**read[index], **fresh}
+    _drop_trailing(entries[-1], trailing)
+    out = io.StringIO()
+    editor.dump(doc, out)
+    new_text = out.getvalue()
     if new_text == old_text:
         return ""
     atomicio.write_text(path, new_text, check=_parse)  # re-read before it replaces the file
@@ -466,91 +407,104 @@ def _check_measured(path: Path, item: Measured) -> None:
         )
 
 
-def _plain_document(path: Path) -> dict[str, Any]:
-    """The file's content as plain, schema-ordered data (validated first)."""
-    _parse(path)
-    data = load_yaml(path, BaselineError)
-    doc: dict[str, Any] = {key: data[key] for key in _TOP_KEYS if key in data}
-    if "defaults" in doc:
-        doc["defaults"] = _ordered_settings(doc["defaults"])
-    doc["entries"] = [_ordered_entry(dict(raw)) for raw in data["entries"]]
-    return doc
+def _put(target: CommentedMap, read: dict[str, Any], values: dict[str, Any], order: Sequence[str]) -> None:
+    """Write ``values`` into ``target`` (``read``: the same mapping as PyYAML reads it). A value
+    that differs replaces the old one in place; a missing key is inserted after the keys that
+    precede it in ``order``. A mapping value (settings) is edited key by key, and keys it no
+    longer has are removed."""
+    for key, value in values.items():
+        if isinstance(value, dict):
+            if not isinstance(target.get(key), CommentedMap):
+                _set(target, key, CommentedMap(), order)
+            for gone in [k for k in target[key] if k not in value]:
+                del target[key][gone]
+            was = read.get(key)
+            _put(target[key], was if isinstance(was, dict) else {}, value, SETTINGS_KEYS)
+        elif key not in target or not (type(read.get(key)) is type(value) and read.get(key) == value):
+            _set(target, key, _scalar(value), order)  # (True is not 1, nor 0 the same text as 0.0)
 
 
-def _ordered_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
-    settings = settings or {}
-    return {key: settings[key] for key in SETTINGS_KEYS if key in settings}
+def _set(target: CommentedMap, key: str, value: Any, order: Sequence[str]) -> None:
+    if key in target:
+        target[key] = value
+    else:
+        before = order[: order.index(key)]
+        target.insert(max((i + 1 for i, k in enumerate(target) if k in before), default=0), key, value)
 
 
-def _ordered_entry(raw: dict[str, Any]) -> dict[str, Any]:
-    entry = {key: raw[key] for key in ENTRY_KEYS if key in raw}
-    if "settings" in entry:
-        entry["settings"] = _ordered_settings(entry["settings"])
-    if isinstance(entry.get("date"), str):
-        entry["date"] = datetime.date.fromisoformat(entry["date"])
-    return entry
+def _scalar(value: Any) -> Any:
+    """A new value as the file should hold it: text that PyYAML would read as something else
+    (``yes``, ``null``, ``2026-01-01``) is quoted."""
+    if isinstance(value, str) and _PYYAML.resolve(yaml.ScalarNode, value, (True, False)) != "tag:yaml.org,2002:str":
+        return SingleQuotedScalarString(value)
+    return value
 
 
-def _merge(entries: list[dict[str, Any]], item: Measured) -> None:
-    fresh = {
-        "benchmark": item.benchmark,
-        "task": item.task,
-        "num_fewshot": item.num_fewshot,
-        "metric": item.metric,
-        "value": float(item.value),
-        "n": item.n,
-        "stderr": None if item.stderr is None else float(item.stderr),
-        "source": item.source,
-        "date": item.date,
-        "settings": item.settings,
-    }
-    for index, entry in enumerate(entries):
-        if entry["benchmark"] == item.benchmark and entry["metric"] == item.metric:
-            entries[index] = _ordered_entry({**entry, **fresh})
-            return
-    entries.append(_ordered_entry(fresh))
+def _tail(node: Any) -> tuple[CommentedMap, Any] | None:
+    """The mapping and key whose comment ends ``node`` (an entry): the comment lines that follow
+    an entry belong to its last scalar."""
+    while isinstance(node, CommentedMap) and node:
+        key = list(node)[-1]
+        if not (isinstance(node[key], CommentedMap) and node[key] and not node[key].fa.flow_style()):
+            return node, key
+        node = node[key]
+    return None
 
 
-def _leading_comments(text: str) -> str:
-    """The comment block (and blank lines) at the top of a file, kept verbatim on rewrite."""
-    kept = []
-    for line in text.splitlines(keepends=True):
-        if line.strip() and not line.lstrip().startswith("#"):
-            break
-        kept.append(line)
-    return "".join(kept)
+def _lift_trailing(node: Any) -> str:
+    """Take the lines after ``node`` (comments, blank lines) off it, leaving a comment on its last
+    line, to put them back after whatever ends it once it is edited (:func:`_drop_trailing`)."""
+    spot = _tail(node)
+    slots = spot[0].ca.items.get(spot[1]) if spot else None
+    token = slots[2] if slots and len(slots) > 2 else None
+    if token is None:
+        return ""
+    same_line, _, after = token.value.partition("\n")
+    token.value = same_line + "\n"
+    return after
 
 
-def _new_header(model: str) -> str:
-    return (
-        f"# Baseline numbers for {model}, as lm-eval reports them (fractions 0-1).\n"
-        f"# Written by ckptgate --update-baselines.\n\n"
-    )
+def _drop_trailing(node: Any, lines: str) -> None:
+    spot = _tail(node)
+    if not lines or spot is None:
+        return
+    slots = spot[0].ca.items.setdefault(spot[1], [None, None, None, None])
+    if slots[2] is None:
+        slots[2] = CommentToken("\n" + lines, CommentMark(0))
+    else:
+        slots[2].value += lines
 
 
-class _Dumper(yaml.SafeDumper):
-    """Indents list items under their key, which reads better than PyYAML's default."""
+class _Emitter(Emitter):
+    """Folds long text as PyYAML does (ruamel breaks a line one word earlier), at 100 columns
+    counted from the entry for text in one (PyYAML wrote each entry on its own, then indented
+    it): the layout the files were first written in, so an update refolds no text it keeps."""
 
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-        super().increase_indent(flow, False)
+    write_plain = yaml.emitter.Emitter.write_plain
 
-
-def _dump(data: Any) -> str:
-    return yaml.dump(
-        data,
-        Dumper=_Dumper,
-        sort_keys=False,
-        default_flow_style=False,
-        allow_unicode=True,
-        width=100,
-    )
+    def process_scalar(self) -> None:
+        self.best_width = _WIDTH + (2 if (self.indent or 0) > 4 else 0)
+        super().process_scalar()
 
 
-def _emit(doc: dict[str, Any]) -> str:
-    """The body of a baseline file: top-level keys, then one block per entry."""
-    top = {key: doc[key] for key in _TOP_KEYS if key in doc and key != "entries"}
-    blocks = [textwrap.indent(_dump([entry]), "  ") for entry in doc["entries"]]
-    return _dump(top) + "\nentries:\n" + "\n".join(blocks)
+class _Representer(RoundTripRepresenter):
+    """Floats and nulls as PyYAML writes them: ``1.0e-05`` (PyYAML reads ``1e-05`` as text) and ``null``."""
+
+
+_Representer.add_representer(float, yaml.representer.SafeRepresenter.represent_float)
+_Representer.add_representer(type(None), yaml.representer.SafeRepresenter.represent_none)
+
+
+def _editor() -> ruamel.yaml.YAML:
+    """A round-trip YAML (comments, key order, quoting and number formats kept) in the layout of
+    the baseline files: entries indented under ``entries:``, their keys under the dash."""
+    editor = ruamel.yaml.YAML()
+    editor.indent(mapping=2, sequence=4, offset=2)
+    editor.width = _WIDTH
+    editor.preserve_quotes = True
+    editor.Emitter = _Emitter
+    editor.Representer = _Representer
+    return editor
 
 
 def _diff(path: Path, old: str, new: str) -> str:

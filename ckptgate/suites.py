@@ -9,19 +9,19 @@ benchmarks for it and over the checkpoints.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar, Self
+
+from pydantic import ValidationInfo, field_validator, model_validator
 
 from ckptgate.errors import SuiteError
 from ckptgate.margins import Margin, apply_file, default_margin
 from ckptgate.resources import evaltests_dir
-from ckptgate.yamlfile import LineDict, check_keys, load_mapping, names_in, resolve_data_file
+from ckptgate.yamlfile import ID, Flag, Invalid, LineDict, Message, Model, Number, Text, load_model, resolve_data_file, rule
 
 EVALTESTS_DIR = evaltests_dir()
 SUITES_DIR = EVALTESTS_DIR / "suites"
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
 @dataclass(frozen=True)
@@ -131,10 +131,6 @@ class Suite:
         return {tag for b in self.benchmarks for tag in b.tags}
 
 
-def available_suites() -> list[str]:
-    return names_in(SUITES_DIR)
-
-
 def resolve_suite_path(name_or_path: str) -> Path:
     """A suite name (``demo``) or a path to a suite file."""
     return resolve_data_file(name_or_path, SUITES_DIR, "suite", SuiteError)
@@ -144,39 +140,21 @@ def load_suite(name_or_path: str, margins: str | Path | None = None) -> Suite:
     """The suite, with the margins of ``margins`` (a margins file) or else of the suite's own
     ``margins:`` file applied over its metrics' margins."""
     path = resolve_suite_path(name_or_path)
-    data = load_mapping(
-        path, what="the suite", required={"name", "benchmarks"},
-        optional={"description", "task_paths", "include_default_tasks", "bridge", "max_model_len",
-                  "dataset_revisions", "margins"},
-        error=SuiteError,
-    )
-    max_model_len = data.get("max_model_len")
-    if max_model_len is not None and (isinstance(max_model_len, bool) or not isinstance(max_model_len, int) or max_model_len < 1):
-        raise SuiteError(f"{path}:{data.line_of('max_model_len')}: max_model_len must be a positive number of tokens")
-    task_paths = tuple(
-        _task_path(path, data, raw) for raw in _list(data, "task_paths", path)
-    )
-    include_defaults = data.get("include_default_tasks", True)
-    if not isinstance(include_defaults, bool):
-        raise SuiteError(f"{path}:{data.line_of('include_default_tasks')}: must be true or false")
-    raw_benchmarks = _list(data, "benchmarks", path)
-    if not raw_benchmarks:
-        raise SuiteError(f"{path}:{data.line_of('benchmarks')}: the suite lists no benchmarks")
-    benchmarks = tuple(_benchmark(path, raw) for raw in raw_benchmarks)
-    _reject_duplicates(path, raw_benchmarks, benchmarks)
+    spec, data = load_model(path, _SuiteFile, SuiteError, context={"folder": path.parent})
+    benchmarks = tuple(bench.benchmark() for bench in spec.benchmarks)
     margins_file = _margins_file(path, data, margins)
     if margins_file is not None:
         benchmarks = apply_file(benchmarks, margins_file)
     return Suite(
-        name=str(data["name"]),
+        name=spec.name,
         path=path,
-        task_paths=task_paths,
-        include_default_tasks=include_defaults,
+        task_paths=tuple(Path(p) for p in spec.task_paths),
+        include_default_tasks=spec.include_default_tasks,
         benchmarks=benchmarks,
-        description=str(data.get("description", "")),
-        bridge=_bridge(path, data),
-        max_model_len=max_model_len,
-        dataset_revisions=_revisions(path, data),
+        description=spec.description,
+        bridge=spec.bridge,
+        max_model_len=spec.max_model_len,
+        dataset_revisions=dict(spec.dataset_revisions),
         margins_file=margins_file,
     )
 
@@ -197,150 +175,115 @@ def _margins_file(path: Path, data: LineDict, option: str | Path | None) -> Path
     return chosen
 
 
-def _revisions(path: Path, data: LineDict) -> dict[str, str]:
-    raw = data.get("dataset_revisions", {})
-    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in raw.items()):
-        raise SuiteError(f"{path}:{data.line_of('dataset_revisions')}: dataset_revisions maps hub dataset "
-                         "repositories to revisions, e.g. {openai/gsm8k: <commit>}")
-    return dict(raw)
+# --- the file's schema ------------------------------------------------------------------------
 
 
-def _bridge(path: Path, data: LineDict) -> str | None:
-    """The stage's bridge checkpoint (e.g. the previous stage's last step), relative to the suite
-    file; ``demo`` names the demo bridge. Checked like any --bridge when the run starts."""
-    raw = data.get("bridge")
-    if raw is None:
-        return None
-    if not isinstance(raw, str) or not raw:
-        raise SuiteError(f"{path}:{data.line_of('bridge')}: bridge must be a checkpoint path")
-    return raw if raw == "demo" else str((path.parent / raw).expanduser().resolve())
+class _MetricSpec(Model):
+    what: ClassVar[str | None] = "a metric"
+    not_a_mapping: ClassVar[str] = "each metric must be a mapping with 'key', got {value!r}"
+
+    key: Annotated[Text, rule(lambda key: "," in key), Message(
+        "metric key {value!r} must be lm-eval's 'metric,filter' form, e.g. 'exact_match,strict-match' or 'acc,none'")]
+    min: Number | None = None
+    max: Number | None = None
+    primary: Flag = False
+    margin: Margin | None = None  # default (absent): the metric kind's, see gate()
+    detect: Annotated[Number | None, rule(lambda d: not (d or 0.0) < 0, "detect must be >= 0, got {value}")] = None
+    reference: Annotated[str | None, rule(lambda ref: ref is None or ID.match(ref)), Message(
+        "reference names a baseline entry's benchmark (e.g. report_mmlu), got {value!r}")] = None
+
+    @field_validator("margin", mode="plain")
+    @classmethod
+    def _margin(cls, raw: Any) -> Margin:
+        try:
+            return Margin.parse(raw, "")
+        except SuiteError as exc:  # Margin.parse names the place first; the key's line replaces it
+            raise Invalid(str(exc).removeprefix(": ")) from None
+
+    @model_validator(mode="after")
+    def _margin_known(self) -> Self:
+        if self.primary and "margin" not in self.model_fields_set and default_margin(self.key) is None:
+            raise Invalid(
+                f"primary metric {self.key!r} is of no kind with a default margin (0/1 accuracies, pass@k, rates, "
+                "perplexity and bits per byte): declare the smallest regression that matters, e.g. `margin: 0.01` "
+                "(metric units) or `margin: '1%'` (of the reference)", "key")
+        return self
+
+    def gate(self) -> MetricGate:
+        margin = self.margin if "margin" in self.model_fields_set else default_margin(self.key)
+        return MetricGate(**{**dict(self), "margin": margin})
 
 
-def _list(data: LineDict, key: str, path: Path) -> list[Any]:
-    value = data.get(key, [])
-    if not isinstance(value, list):
-        raise SuiteError(f"{path}:{data.line_of(key)}: {key!r} must be a list")
-    return value
+def _fewshot(count: Any) -> bool:
+    return count is None or isinstance(count, int) and count >= 0  # (a bool passes: True is an int)
 
 
-def _task_path(suite_path: Path, data: LineDict, raw: Any) -> Path:
-    resolved = (suite_path.parent / str(raw)).resolve()
-    if not resolved.is_dir():
-        raise SuiteError(
-            f"{suite_path}:{data.line_of('task_paths')}: task directory {raw!r} "
-            f"(resolved to {resolved}) does not exist"
-        )
-    return resolved
+class _BenchmarkSpec(Model):
+    what: ClassVar[str | None] = "benchmark {id!r}"
+    not_a_mapping: ClassVar[str] = "each benchmark must be a mapping, got {value!r}"
+
+    id: Annotated[Text, rule(ID.match), Message("benchmark id {value!r} must be letters, digits, '_', '.', '-'")]
+    task: Text
+    metrics: Annotated[list[_MetricSpec], rule(bool), Message("metrics must be a non-empty list")]
+    test: Text = ""  # default (absent): the id
+    num_fewshot: Annotated[Any, rule(_fewshot), Message("num_fewshot must be an integer >= 0")] = None
+    gen_kwargs: Annotated[dict[Any, Any], Message("gen_kwargs must be a mapping")] = {}
+    tags: Annotated[list[str], rule(lambda tags: all(t.isidentifier() for t in tags)),
+                    Message("tags must be a list of identifiers")] = []
+    description: Text = ""
+    gold_logprob: Flag = False
+    opt_in: Flag = False
+
+    def benchmark(self) -> Benchmark:
+        return Benchmark(**{
+            **dict(self),
+            "test": self.test if "test" in self.model_fields_set else self.id,
+            "metrics": tuple(metric.gate() for metric in self.metrics),
+            "tags": tuple(self.tags),
+        })
 
 
-def _benchmark(path: Path, raw: Any) -> Benchmark:
-    if not isinstance(raw, LineDict):
-        raise SuiteError(f"{path}: each benchmark must be a mapping, got {raw!r}")
-    check_keys(
-        raw,
-        path=path,
-        what=f"benchmark {raw.get('id', '?')!r}",
-        required={"id", "task", "metrics"},
-        optional={"test", "num_fewshot", "gen_kwargs", "tags", "description", "gold_logprob", "opt_in"},
-        error=SuiteError,
-    )
-    bench_id = str(raw["id"])
-    if not _ID.match(bench_id):
-        raise SuiteError(
-            f"{path}:{raw.line_of('id')}: benchmark id {bench_id!r} must be letters, digits, '_', '.', '-'"
-        )
-    num_fewshot = raw.get("num_fewshot")
-    if num_fewshot is not None and (not isinstance(num_fewshot, int) or num_fewshot < 0):
-        raise SuiteError(f"{path}:{raw.line_of('num_fewshot')}: num_fewshot must be an integer >= 0")
-    gen_kwargs = raw.get("gen_kwargs", {})
-    if not isinstance(gen_kwargs, dict):
-        raise SuiteError(f"{path}:{raw.line_of('gen_kwargs')}: gen_kwargs must be a mapping")
-    tags = raw.get("tags", [])
-    if not isinstance(tags, list) or not all(isinstance(t, str) and t.isidentifier() for t in tags):
-        raise SuiteError(f"{path}:{raw.line_of('tags')}: tags must be a list of identifiers")
-    gold_logprob, opt_in = _flag(path, raw, "gold_logprob"), _flag(path, raw, "opt_in")
-    metrics = raw["metrics"]
-    if not isinstance(metrics, list) or not metrics:
-        raise SuiteError(f"{path}:{raw.line_of('metrics')}: metrics must be a non-empty list")
-    return Benchmark(
-        id=bench_id,
-        test=str(raw.get("test", bench_id)),
-        task=str(raw["task"]),
-        metrics=tuple(_metric(path, m) for m in metrics),
-        num_fewshot=num_fewshot,
-        gen_kwargs=dict(gen_kwargs),
-        tags=tuple(tags),
-        description=str(raw.get("description", "")),
-        gold_logprob=gold_logprob,
-        opt_in=opt_in,
-    )
+class _SuiteFile(Model):
+    what: ClassVar[str | None] = "the suite"
 
+    name: Text
+    benchmarks: Annotated[list[_BenchmarkSpec], rule(bool, "the suite lists no benchmarks"),
+                          Message("'benchmarks' must be a list")]
+    description: Text = ""
+    task_paths: Annotated[list[Any], Message("'task_paths' must be a list")] = []  # resolved, see below
+    include_default_tasks: Flag = True
+    bridge: Annotated[str | None, rule(lambda bridge: bridge is None or bridge),
+                      Message("bridge must be a checkpoint path")] = None
+    max_model_len: Annotated[int | None, rule(lambda n: n is None or n >= 1),
+                             Message("max_model_len must be a positive number of tokens")] = None
+    dataset_revisions: Annotated[dict[str, str], rule(lambda revisions: all(revisions.values())), Message(
+        "dataset_revisions maps hub dataset repositories to revisions, e.g. {{openai/gsm8k: <commit>}}")] = {}
+    margins: Any = None  # checked by _margins_file: --margins replaces it unread
 
-def _flag(path: Path, raw: LineDict, key: str) -> bool:
-    value = raw.get(key, False)
-    if not isinstance(value, bool):
-        raise SuiteError(f"{path}:{raw.line_of(key)}: {key} must be true or false")
-    return value
+    @field_validator("task_paths")
+    @classmethod
+    def _task_dirs(cls, raws: list[Any], info: ValidationInfo) -> list[str]:
+        """Task directories, relative to the suite file."""
+        resolved = [(info.context["folder"] / str(raw)).resolve() for raw in raws]
+        for raw, folder in zip(raws, resolved):
+            if not folder.is_dir():
+                raise Invalid(f"task directory {raw!r} (resolved to {folder}) does not exist")
+        return [str(folder) for folder in resolved]
 
+    @field_validator("bridge")
+    @classmethod
+    def _bridge_path(cls, raw: str | None, info: ValidationInfo) -> str | None:
+        """The stage's bridge checkpoint (e.g. the previous stage's last step), relative to the suite
+        file; ``demo`` names the demo bridge. Checked like any --bridge when the run starts."""
+        if raw is None or raw == "demo":
+            return raw
+        return str((info.context["folder"] / raw).expanduser().resolve())
 
-def _metric(path: Path, raw: Any) -> MetricGate:
-    if not isinstance(raw, LineDict):
-        raise SuiteError(f"{path}: each metric must be a mapping with 'key', got {raw!r}")
-    check_keys(
-        raw,
-        path=path,
-        what="a metric",
-        required={"key"},
-        optional={"min", "max", "primary", "margin", "detect", "reference"},
-        error=SuiteError,
-    )
-    bounds = {name: _number(path, raw, name) for name in ("min", "max", "detect")}
-    if (bounds["detect"] or 0.0) < 0:
-        raise SuiteError(f"{path}:{raw.line_of('detect')}: detect must be >= 0, got {bounds['detect']}")
-    primary = raw.get("primary", False)
-    if not isinstance(primary, bool):
-        raise SuiteError(f"{path}:{raw.line_of('primary')}: primary must be true or false")
-    key = str(raw["key"])
-    if "," not in key:
-        raise SuiteError(
-            f"{path}:{raw.line_of('key')}: metric key {key!r} must be lm-eval's 'metric,filter' "
-            f"form, e.g. 'exact_match,strict-match' or 'acc,none'"
-        )
-    reference = raw.get("reference")
-    if reference is not None and not (isinstance(reference, str) and _ID.match(reference)):
-        raise SuiteError(f"{path}:{raw.line_of('reference')}: reference names a baseline entry's benchmark "
-                         f"(e.g. report_mmlu), got {reference!r}")
-    if "margin" in raw:
-        margin: Margin | None = Margin.parse(raw["margin"], f"{path}:{raw.line_of('margin')}")
-    else:
-        margin = default_margin(key)
-        if margin is None and primary:
-            raise SuiteError(
-                f"{path}:{raw.line_of('key')}: primary metric {key!r} is of no kind with a default margin "
-                "(0/1 accuracies, pass@k, rates, perplexity and bits per byte): declare the smallest regression "
-                "that matters, e.g. `margin: 0.01` (metric units) or `margin: '1%'` (of the reference)"
-            )
-    return MetricGate(
-        key=key,
-        min=bounds["min"],
-        max=bounds["max"],
-        primary=primary,
-        margin=margin,
-        detect=bounds["detect"],
-        reference=reference,
-    )
-
-
-def _number(path: Path, raw: LineDict, name: str) -> float | None:
-    value = raw.get(name)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-        raise SuiteError(f"{path}:{raw.line_of(name)}: {name} must be a number, got {value!r}")
-    return None if value is None else float(value)
-
-
-def _reject_duplicates(path: Path, raws: list[Any], benchmarks: tuple[Benchmark, ...]) -> None:
-    seen: set[str] = set()
-    for raw, bench in zip(raws, benchmarks):
-        if bench.id in seen:
-            raise SuiteError(f"{path}:{raw.line_of('id')}: benchmark id {bench.id!r} appears twice")
-        seen.add(bench.id)
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Self:
+        seen: set[str] = set()
+        for index, bench in enumerate(self.benchmarks):
+            if bench.id in seen:
+                raise Invalid(f"benchmark id {bench.id!r} appears twice", "benchmarks", index, "id")
+            seen.add(bench.id)
+        return self

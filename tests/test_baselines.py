@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from ckptgate.baselines import (
-    BaselineEntry,
-    Measured,
-    available_baselines,
-    load_baseline,
-    update_baseline,
-)
+from ckptgate.baselines import BASELINES_DIR, BaselineEntry, Measured, load_baseline, update_baseline
 from ckptgate.errors import BaselineError
+
+SHIPPED = sorted(path.stem for path in BASELINES_DIR.glob("*.yaml"))
 
 REPORT_BENCHMARKS = {
     "report_mmlu",
@@ -100,7 +97,7 @@ REPORT_1_7B = {
 # --- shipped files ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", available_baselines())
+@pytest.mark.parametrize("name", SHIPPED)
 def test_every_shipped_file_loads(name: str) -> None:
     baseline = load_baseline(name)
     assert baseline.name == name
@@ -109,7 +106,7 @@ def test_every_shipped_file_loads(name: str) -> None:
 
 
 def test_all_sizes_are_shipped() -> None:
-    assert set(available_baselines()) == {"qwen3-1.7b-base", *OTHER_SIZES}
+    assert set(SHIPPED) == {"qwen3-1.7b-base", *OTHER_SIZES}
 
 
 def test_1_7b_holds_every_measured_number() -> None:
@@ -434,10 +431,72 @@ def test_update_of_a_malformed_file_fails_with_its_line(tmp_path: Path) -> None:
         update_baseline(path, [measured()])
 
 
-@pytest.mark.parametrize("name", available_baselines())
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_files_are_in_the_written_layout(name: str, tmp_path: Path) -> None:
     """An update touches only the lines that change, because the files are in the emitted layout."""
     source = load_baseline(name).path
     copy = tmp_path / source.name
     copy.write_text(source.read_text())
     assert update_baseline(copy, []) == ""
+
+
+COMMENTED = """\
+# header comment
+model: test/model  # the model measured
+defaults:
+  temperature: 0  # greedy
+entries:
+  # the gate entry
+  - benchmark: gsm8k_4shot  # 4-shot
+    task: gsm8k
+    num_fewshot: 4
+    metric: exact_match,strict-match
+    value: 0.5944  # from the table
+    n: 1319
+    stderr: null
+    source: notes
+    date: 2026-01-20
+    settings:
+      max_model_len: 4096  # the mandated context
+
+  # a number from the report
+  - benchmark: report_gsm8k
+    metric: score,report
+    value: 0.7544
+    source: report
+    date: 2025-05-13
+    use: reference  # never gated
+# end of the entries
+
+# last line
+"""
+
+
+def test_update_keeps_every_comment_and_the_order(tmp_path: Path) -> None:
+    path = write(tmp_path, COMMENTED)
+    update_baseline(path, [measured(), measured("exact_match,flexible-extract", 0.7)])
+    text = path.read_text()
+    comments = [line[line.index("#"):] for line in COMMENTED.splitlines() if "#" in line]
+    assert [line[line.index("#"):] for line in text.splitlines() if "#" in line] == comments
+    assert re.search(r"\n    value: 0\.61 +# from the table\n", text)  # changed in place, its comment kept
+    assert re.search(r"\n      temperature: 0\n      max_model_len: 2048 +# the mandated context\n", text)
+    assert text.endswith("    date: 2026-02-01\n    settings:\n      temperature: 0\n      max_model_len: 2048\n"
+                         "# end of the entries\n\n# last line\n")  # the new entry goes before the comments that end the file
+    assert text.startswith(COMMENTED[: COMMENTED.index("    value:")])  # lines before the first change untouched
+    baseline = load_baseline(str(path))
+    assert [(e.benchmark, e.metric) for e in baseline.entries] == [
+        ("gsm8k_4shot", "exact_match,strict-match"), ("report_gsm8k", "score,report"),
+        ("gsm8k_4shot", "exact_match,flexible-extract"),
+    ]
+    assert baseline.entries[0].value == 0.61 and baseline.entries[2].value == 0.7
+    assert update_baseline(path, [measured(), measured("exact_match,flexible-extract", 0.7)]) == ""
+
+
+def test_update_refuses_a_file_with_a_key_twice(tmp_path: Path) -> None:
+    """PyYAML (the gate) reads the last of two equal keys; an editor keeping the first would
+    silently change the number, so the file is left as it is."""
+    text = VALID.replace("    n: 1319\n", "    n: 1319\n    n: 1320\n")
+    path = write(tmp_path, text)
+    with pytest.raises(BaselineError, match=r"baseline\.yaml:13: cannot edit the file: found duplicate key"):
+        update_baseline(path, [measured()])
+    assert path.read_text() == text

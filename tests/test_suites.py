@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ckptgate.errors import SuiteError
-from ckptgate.suites import available_suites, load_suite
+from ckptgate.suites import load_suite
 
 TASKS = Path(__file__).resolve().parent.parent / "evaltests" / "tasks" / "demo"
 
@@ -35,7 +35,6 @@ benchmarks:
 
 def test_demo_suite_loads() -> None:
     suite = load_suite("demo")
-    assert "demo" in available_suites()
     assert [b.id for b in suite.benchmarks] == ["arithmetic", "choice", "text"]
     assert suite.include_default_tasks is False
     assert all(p.is_dir() for p in suite.task_paths)
