@@ -2,33 +2,42 @@
 
 The model is prompted with "Question: {X}\\nAnswer:" and chain-of-thought few-shot answers that
 end in ``\\boxed{}``; its final answer is taken from the last ``\\boxed{}`` (or, failing that, a
-"The answer is X" sentence) and judged against the reference by symbolic equivalence rather
+"The answer is X" sentence) and judged against the reference by mathematical equivalence rather
 than string matching, so ``\\frac{1}{2}``, ``0.5`` and ``\\dfrac12`` all count as the same answer.
 
+Extraction follows Qwen's rules and is done here. Equivalence is math-verify's (the pinned
+``math-verify`` package, which lm-eval's ``minerva_math`` in the same suite also scores with):
+both answers are normalised here (``normalize``: spacing, ``$``, units, degree and percent signs,
+thousands separators, a leading "x ="), and, unless the normalised strings are equal, parsed by
+math-verify's LaTeX parser (latex2sympy2_extended, an ANTLR grammar that turns LaTeX into sympy)
+and compared by ``math_verify.verify`` (numbers to 6 decimal places when a decimal is involved,
+exact forms by sympy simplification; sets, intervals, tuples, matrices and equations by their
+structure). One LaTeX parser and one notion of equivalence for both MATH variants, maintained
+upstream and used widely, rather than a parser of our own.
+
 Everything here is a pure function of its strings: no model I/O, no environment, no prints.
-sympy is imported lazily (it is slow to import and only ``is_equiv`` needs it). LaTeX is turned
-into sympy by a small parser of our own: ``sympy.parsing.latex`` needs antlr4, which is not a
-dependency, and a parser we control is also one whose cost we can bound.
+math-verify (and with it sympy) is imported on the first comparison, as it is slow to import.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import math
 import re
 import signal
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
 __all__ = ["extract_answer", "extract_boxed", "is_equiv", "normalize", "score"]
 
-# Longer answers are compared as normalised strings only: sympy's cost grows quickly with size.
-MAX_SYMPY_CHARS = 200
-# Wall-clock bound on the sympy part of one comparison (enforced where a timer is available).
-SYMPY_TIME_LIMIT_S = 3.0
-# Decimals are compared with fractions/irrationals to this relative tolerance ("0.5" vs "1/2").
-REL_TOL = 1e-6
+# Longer answers are compared as normalised strings only: parsing and sympy's cost grow quickly
+# with size.
+MAX_PARSE_CHARS = 200
+# Wall-clock bound on the parse-and-verify part of one comparison (enforced where a timer is
+# available, see ``_time_limit``).
+TIME_LIMIT_S = 3.0
 
 # ---------------------------------------------------------------------------------------------
 # Extraction
@@ -145,6 +154,18 @@ _LEFT_RIGHT_RE = re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big)(?![A-
 _SPACING_RE = re.compile(r"(\\\\)|\\(?:[!,;: ]|q?quad(?![A-Za-z]))|~")
 _DEGREE_RE = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ(?![A-Za-z])|\\degree(?![A-Za-z])|°")
 _ASSIGNMENT_RE = re.compile(r"^\s*(?:[A-Za-z]|\\[A-Za-z]+)(?:_\{?[A-Za-z0-9]+\}?)?\s*=(.*)$", re.DOTALL)
+# A unit written as a bare word after the value ("12 inches", "5 square units", "60 km/h"), as
+# answers stated in prose have them. Single letters are not units here: "5t" and "\pi r^2 h" are
+# expressions in a variable.
+_UNIT_WORDS = (
+    r"units?|inch(?:es)?|feet|foot|ft|yards?|miles?|(?:centi|milli|kilo)?met(?:er|re)s?|cm|mm|km|"
+    r"degrees?|dollars?|cents?|hours?|hrs?|minutes?|mins?|seconds?|secs?|days?|weeks?|months?|"
+    r"years?|(?:kilo)?grams?|kg|pounds?|lbs?|ounces?|oz|lit(?:er|re)s?|gallons?|mph|km/h|kmh"
+)
+_UNIT_WORD_RE = re.compile(
+    r"(?<=[\w})])\s+(?:(?:square|sq\.?|cubic)\s+)?(?:" + _UNIT_WORDS + r")(?:\s*\^\s*\{?[23]\}?)?\s*$",
+    re.IGNORECASE,
+)
 _THOUSANDS_RE = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _CMD_THEN_LETTER_RE = re.compile(r"(\\[A-Za-z]+)\s+(?=[A-Za-z])")
 
@@ -157,8 +178,9 @@ def normalize(answer: str) -> str:
     """Canonical string form of an answer, so that cosmetic LaTeX differences compare equal.
 
     Removes whitespace, ``$``, ``\\left``/``\\right``, spacing commands, trailing
-    ``\\text{...}`` units, degree signs, percent signs, a trailing period, thousands separators in
-    plain numbers ("1,234" but not "(1,2)") and a leading single-variable assignment ("x = 5");
+    ``\\text{...}`` units and unit words ("12 inches"), degree signs, percent signs, a trailing
+    period, thousands separators in plain numbers ("1,234" but not "(1,2)") and a leading
+    single-variable assignment ("x = 5");
     ``\\dfrac``/``\\tfrac`` become ``\\frac``. Whitespace is dropped except where it separates a
     command from a following letter (``\\pi r`` must not become ``\\pir``).
     """
@@ -177,6 +199,7 @@ def normalize(answer: str) -> str:
         if shorter == s:
             break
         s = shorter
+    s = _UNIT_WORD_RE.sub("", s)
     s = _TEXT_WRAP_RE.sub(r"\1", s)
     if s.count("=") == 1:
         assignment = _ASSIGNMENT_RE.match(s)
@@ -191,289 +214,24 @@ def normalize(answer: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# LaTeX -> sympy (a deliberately small subset)
+# Equivalence (math-verify)
 # ---------------------------------------------------------------------------------------------
 
-
-class _Unsupported(Exception):
-    """The answer uses LaTeX outside the subset we convert; it is compared as a string only."""
-
-
-class _OutOfTime(Exception):
-    """The sympy part of a comparison ran past its time limit."""
-
-
-_TOKEN_RE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+|\\[A-Za-z]+|[A-Za-z]|[-+*/^_(){}\[\]|!'])")
-_GREEK = frozenset(
-    "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi "
-    "rho sigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Sigma Phi Psi Omega".split()
-)
-_FUNCTIONS = frozenset("sin cos tan cot sec csc arcsin arccos arctan sinh cosh tanh ln log exp".split())
-_MUL_CMDS = frozenset({"\\cdot", "\\times"})
-_DIV_CMDS = frozenset({"\\div"})
-# Numbers whose exact value would run to more digits than this are not built.
+# Parsed answers whose exact value would run to more digits than this are not compared
+# (``9^{9^{9}}`` would otherwise hang the scorer in sympy), nor are integer powers of symbolic
+# bases above _MAX_SYMBOLIC_EXPONENT (expansion blows up) or factorials/binomials of numbers
+# above _MAX_FACTORIAL.
 _MAX_DIGITS = 5000
-# Integer powers of symbolic bases larger than this are not built (expansion would blow up).
 _MAX_SYMBOLIC_EXPONENT = 100
 _MAX_FACTORIAL = 1000
 
 
-def _tokenize(text: str) -> list[str]:
-    tokens: list[str] = []
-    pos = 0
-    text = text.rstrip()
-    while pos < len(text):
-        match = _TOKEN_RE.match(text, pos)
-        if match is None:
-            raise _Unsupported(f"cannot tokenize at {text[pos:pos + 10]!r}")
-        tokens.append(match.group(1))
-        pos = match.end()
-    return tokens
+class _OutOfTime(BaseException):
+    """A comparison ran past its time limit.
 
-
-@dataclass
-class _Parser:
-    """Recursive-descent parser over ``_tokenize`` output.
-
-    Grammar: expr := term (("+"|"-") term)*; term := unary ((op | implicit) unary)*;
-    unary := ("-"|"+") unary | postfix; postfix := primary ("^" arg | "!")*. Decimal literals
-    become exact rationals, but ``inexact`` records that one was seen so that the comparison
-    can use a relative tolerance instead of exact equality.
+    A BaseException, so that neither math-verify's nor sympy's ``except Exception`` handlers
+    swallow it and carry on with a comparison whose time is up.
     """
-
-    tokens: list[str]
-    sp: Any
-    pos: int = 0
-    inexact: bool = False
-    _symbols: dict[str, Any] = field(default_factory=dict)
-
-    def parse(self) -> Any:
-        if not self.tokens:
-            raise _Unsupported("empty")
-        expr = self._expr()
-        if self.pos != len(self.tokens):
-            raise _Unsupported(f"trailing {self.tokens[self.pos]!r}")
-        return expr
-
-    # -- token helpers ---------------------------------------------------------------------------
-
-    def _peek(self) -> str | None:
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
-
-    def _next(self) -> str:
-        if self.pos >= len(self.tokens):
-            raise _Unsupported("unexpected end")
-        token = self.tokens[self.pos]
-        self.pos += 1
-        return token
-
-    def _expect(self, token: str) -> None:
-        if self._next() != token:
-            raise _Unsupported(f"expected {token!r}")
-
-    # -- grammar ---------------------------------------------------------------------------------
-
-    def _expr(self) -> Any:
-        value = self._term()
-        while self._peek() in ("+", "-"):
-            op = self._next()
-            rhs = self._term()
-            value = value + rhs if op == "+" else value - rhs
-        return value
-
-    def _starts_primary(self, token: str | None) -> bool:
-        if token is None:
-            return False
-        if token[0].isdigit() or token[0] == "." or token.isalpha() or token in ("(", "{", "["):
-            return True
-        return token.startswith("\\") and token not in _MUL_CMDS | _DIV_CMDS
-
-    def _term(self) -> Any:
-        value = self._unary()
-        while True:
-            token = self._peek()
-            if token in ("*", "/") or token in _MUL_CMDS or token in _DIV_CMDS:
-                self._next()
-                rhs = self._unary()
-                value = value / rhs if token == "/" or token in _DIV_CMDS else value * rhs
-            elif self._starts_primary(token):
-                value = value * self._postfix()
-            else:
-                return value
-
-    def _unary(self) -> Any:
-        token = self._peek()
-        if token == "-":
-            self._next()
-            return -self._unary()
-        if token == "+":
-            self._next()
-            return self._unary()
-        return self._postfix()
-
-    def _postfix(self) -> Any:
-        value = self._primary()
-        while True:
-            token = self._peek()
-            if token == "^":
-                self._next()
-                value = self._pow(value, self._exponent())
-            elif token == "!":
-                self._next()
-                value = self._factorial(value)
-            else:
-                return value
-
-    def _exponent(self) -> Any:
-        if self._peek() in ("-", "+"):
-            sign = -1 if self._next() == "-" else 1
-            return sign * self._arg()
-        return self._arg()
-
-    def _arg(self) -> Any:
-        """A command argument: a ``{...}`` group or a single token (``\\frac12``, ``x^23``)."""
-        token = self._peek()
-        if token == "{":
-            self._next()
-            value = self._expr()
-            self._expect("}")
-            return value
-        if token is not None and token[0].isdigit() and len(token) > 1:
-            # In LaTeX an unbraced argument is one character: "\frac12" is 1/2, "2^34" is 2^3 * 4.
-            self.tokens[self.pos] = token[1:]
-            return self.sp.Integer(int(token[0]))
-        return self._primary()
-
-    def _raw_arg(self) -> str:
-        """An argument's source text, for subscripts that name a symbol (``x_1``, ``a_{10}``)."""
-        if self._peek() != "{":
-            return self._next()
-        self._next()
-        parts: list[str] = []
-        while (token := self._next()) != "}":
-            parts.append(token)
-        return "{" + "".join(parts) + "}"
-
-    def _primary(self) -> Any:
-        sp = self.sp
-        token = self._next()
-        if token[0].isdigit() or token[0] == ".":
-            if "." in token:
-                self.inexact = True
-                return sp.Rational(token if token[0] != "." else "0" + token)
-            return sp.Integer(int(token))
-        if token in ("(", "[", "{"):
-            value = self._expr()
-            self._expect({"(": ")", "[": "]", "{": "}"}[token])
-            return value
-        if token == "|":
-            value = self._expr()
-            self._expect("|")
-            return sp.Abs(value)
-        if token.isalpha():
-            return self._symbol(token)
-        if token.startswith("\\"):
-            return self._command(token[1:])
-        raise _Unsupported(f"unexpected {token!r}")
-
-    def _symbol(self, name: str) -> Any:
-        sp = self.sp
-        if name == "e":
-            return sp.E
-        if name == "i":
-            return sp.I
-        if self._peek() == "_":
-            self._next()
-            name = f"{name}_{self._raw_arg()}"
-        if name not in self._symbols:
-            self._symbols[name] = sp.Symbol(name)
-        return self._symbols[name]
-
-    def _command(self, name: str) -> Any:
-        sp = self.sp
-        if name == "frac":
-            numerator = self._arg()
-            return numerator / self._arg()
-        if name == "sqrt":
-            if self._peek() == "[":
-                self._next()
-                index = self._expr()
-                self._expect("]")
-                return sp.root(self._arg(), index)
-            return sp.sqrt(self._arg())
-        if name == "binom":
-            n = self._arg()
-            k = self._arg()
-            if n.is_Integer and abs(int(n)) > _MAX_FACTORIAL:
-                raise _Unsupported("binomial too large")
-            return sp.binomial(n, k)
-        if name == "pi":
-            return sp.pi
-        if name == "infty":
-            return sp.oo
-        if name in _GREEK:
-            return self._symbol("\\" + name)
-        if name in _FUNCTIONS:
-            return self._function(name)
-        raise _Unsupported(f"unsupported command \\{name}")
-
-    def _function(self, name: str) -> Any:
-        sp = self.sp
-        base = None
-        if name == "log" and self._peek() == "_":
-            self._next()
-            base = self._arg()
-        power = None
-        if self._peek() == "^":  # \sin^2 x
-            self._next()
-            power = self._exponent()
-        if self._peek() == "(":
-            self._next()
-            argument = self._expr()
-            self._expect(")")
-        else:
-            argument = self._postfix()
-        funcs: dict[str, Callable[..., Any]] = {
-            "sin": sp.sin, "cos": sp.cos, "tan": sp.tan, "cot": sp.cot, "sec": sp.sec,
-            "csc": sp.csc, "arcsin": sp.asin, "arccos": sp.acos, "arctan": sp.atan,
-            "sinh": sp.sinh, "cosh": sp.cosh, "tanh": sp.tanh, "ln": sp.log, "exp": sp.exp,
-            "log": sp.log,
-        }  # fmt: skip
-        value = sp.log(argument, base) if base is not None else funcs[name](argument)
-        return self._pow(value, power) if power is not None else value
-
-    # -- guarded constructors --------------------------------------------------------------------
-
-    def _pow(self, base: Any, exponent: Any) -> Any:
-        """``base ** exponent``, refusing powers whose exact value or expansion would be huge
-        (``9^{9^{9}}`` would otherwise hang the scorer)."""
-        import math
-
-        if exponent.is_Number:
-            magnitude = abs(float(exponent))
-            if base.is_number:
-                try:
-                    size = abs(complex(base.evalf(15)))
-                except (TypeError, ValueError) as error:
-                    raise _Unsupported("base has no numeric value") from error
-                if magnitude * math.log10(size + 2) > _MAX_DIGITS:
-                    raise _Unsupported("power too large")
-            elif magnitude > _MAX_SYMBOLIC_EXPONENT:
-                raise _Unsupported("symbolic power too large")
-        return self.sp.Pow(base, exponent)
-
-    def _factorial(self, value: Any) -> Any:
-        if not (value.is_Integer and 0 <= int(value) <= _MAX_FACTORIAL):
-            raise _Unsupported("factorial of a non-integer or too large")
-        return self.sp.factorial(value)
-
-
-def _to_sympy(text: str) -> tuple[Any, bool]:
-    """Parse a normalised answer into (sympy expression, saw a decimal literal)."""
-    import sympy
-
-    parser = _Parser(_tokenize(text), sympy)
-    return parser.parse(), parser.inexact
 
 
 @contextlib.contextmanager
@@ -482,7 +240,7 @@ def _time_limit(seconds: float) -> Iterator[None]:
 
     Uses SIGALRM, so it only applies on the main thread of a POSIX process and only when no
     other interval timer is running (e.g. pytest-timeout's); elsewhere the size limits on the
-    parsed expressions are the only guard.
+    answers and on the parsed expressions (``_too_large``) are the only guard.
     """
     usable = (
         hasattr(signal, "setitimer")
@@ -505,9 +263,148 @@ def _time_limit(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-# ---------------------------------------------------------------------------------------------
-# Equivalence
-# ---------------------------------------------------------------------------------------------
+@functools.cache
+def _math_verify() -> Any:
+    """The math-verify module, set up for bare answers; imported on first use.
+
+    math-verify's own timeouts are turned off at each call (``parsing_timeout=None``,
+    ``timeout_seconds=None``): they use ``signal.alarm``, which raises ValueError off the main
+    thread and would replace a running interval timer; ``_time_limit`` bounds the whole
+    comparison instead, so the warning math-verify logs once when its timeouts are off is
+    silenced.
+    """
+    import math_verify
+    import math_verify.grader
+    import math_verify.parser
+
+    math_verify.parser.TIMEOUT_WARNING_SHOWN = True
+    math_verify.grader.TIMEOUT_WARNING_SHOWN = True
+    return math_verify
+
+
+@functools.cache
+def _extraction_config() -> tuple[Any, ...]:
+    """Read an answer wrapped in ``\\boxed{}`` as one LaTeX expression.
+
+    Only the box is read (``try_extract_without_anchor=False``, and ``extraction_mode=
+    "first_match"`` in ``_parse``): a box that does not parse is not replaced by some fragment
+    of it. math-verify's unit stripping is off: ``normalize`` has removed units already, and
+    math-verify's list of units includes single letters (m, s, t, h, d, ...), so that "5t"
+    would read as 5 and ``\\pi r^2 h`` as ``\\pi r^2``. Its other normalisations stay on.
+    """
+    mv = _math_verify()
+    normalization = mv.LatexNormalizationConfig(
+        basic_latex=True, units=False, malformed_operators=True, nits=True, boxed="all", equations=False
+    )
+    latex = mv.LatexExtractionConfig(
+        try_extract_without_anchor=False, boxed_match_priority=0, normalization_config=normalization
+    )
+    return (latex,)
+
+
+def _parse(answer: str) -> list[Any]:
+    """math-verify's parse of one normalised answer: a list of sympy objects, empty on failure."""
+    parsed = _math_verify().parse(
+        "\\boxed{" + answer + "}",
+        extraction_config=_extraction_config(),
+        fallback_mode="no_fallback",
+        extraction_mode="first_match",
+        parsing_timeout=None,
+    )
+    return [_imaginary_unit(obj) for obj in parsed]
+
+
+def _imaginary_unit(obj: Any) -> Any:
+    """``obj`` with the symbol ``i`` replaced by sympy's imaginary unit.
+
+    In MATH answers "i" is the imaginary unit ("3+4i"); latex2sympy2_extended reads it as a
+    plain symbol (only a capital "I" becomes sympy's I), so that "i^2" would not equal -1 nor
+    ``\\sqrt{-4}`` equal 2i. Replacing it in the parsed expression (not in the text: "I^2"
+    parses as I, "{I}" as a set) fixes both.
+    """
+    import sympy
+
+    try:
+        units = {s: sympy.I for s in obj.free_symbols if s.name == "i"}
+    except AttributeError:
+        return obj
+    return obj.xreplace(units) if units else obj
+
+
+def _too_large(parsed: list[Any]) -> bool:
+    """Whether verifying ``parsed`` could run away: a huge exact number, power or factorial."""
+    import sympy
+
+    for obj in parsed:
+        elements = list(obj) if isinstance(obj, sympy.MatrixBase) else [obj]
+        for element in elements:
+            if not isinstance(element, sympy.Basic):
+                continue
+            for node in sympy.postorder_traversal(element):
+                if _node_too_large(node, sympy):
+                    return True
+    return False
+
+
+def _node_too_large(node: Any, sympy: Any) -> bool:
+    if isinstance(node, sympy.Integer):
+        return abs(int(node)).bit_length() > _MAX_DIGITS * 3.33
+    if isinstance(node, (sympy.factorial, sympy.factorial2, sympy.subfactorial, sympy.binomial)):
+        n = node.args[0]
+        return bool(n.is_number) and not (n.is_Integer and abs(int(n)) <= _MAX_FACTORIAL)
+    if isinstance(node, sympy.Pow):
+        base, exponent = node.args
+        if not exponent.is_number:
+            return False
+        try:
+            magnitude = abs(complex(exponent.evalf(15)))
+            if not base.is_number:
+                return magnitude > _MAX_SYMBOLIC_EXPONENT
+            size = abs(complex(base.evalf(15)))
+        except (TypeError, ValueError, OverflowError, ArithmeticError):
+            return True  # a numeric exponent with no finite value: too large to build
+        return magnitude * math.log10(size + 2) > _MAX_DIGITS
+    return False
+
+
+# Points at which expressions in free symbols are evaluated before math-verify's simplify: values
+# no textbook answer is singular at, different for each symbol.
+_SAMPLE_STARTS = (0.5772156649, 1.2020569032)
+_SAMPLE_STEP = 0.3183098862
+
+
+def _differ_somewhere(a: Any, b: Any) -> bool:
+    """Whether two plain expressions in free symbols take clearly different values somewhere.
+
+    math-verify proves such pairs equal with ``sympy.simplify``, which can run for minutes
+    (``(x+y+z)^{60}`` against ``(x+y+2)^{60}``) where no timer can stop it (off the main thread).
+    Evaluation is cheap, and expressions that differ at a point cannot simplify to the same
+    thing, so this only ever rejects; everything else still goes to math-verify. Not used for
+    sets, tuples, equations, matrices or single symbols, which math-verify compares otherwise.
+    """
+    import sympy
+
+    if not all(isinstance(x, sympy.Expr) and not isinstance(x, sympy.Symbol) for x in (a, b)):
+        return False
+    symbols = sorted(a.free_symbols | b.free_symbols, key=str)
+    if not symbols:
+        return False
+    for start in _SAMPLE_STARTS:
+        subs = {symbol: start + k * _SAMPLE_STEP for k, symbol in enumerate(symbols)}
+        try:
+            va, vb = complex(a.evalf(30, subs=subs)), complex(b.evalf(30, subs=subs))
+        except (TypeError, ValueError, ArithmeticError):
+            continue  # not a number at this point (e.g. an undefined function)
+        if not all(map(_finite, (va, vb))):
+            continue
+        if abs(va - vb) > 1e-9 * max(1.0, abs(va), abs(vb)):
+            return True
+    return False
+
+
+def _finite(value: complex) -> bool:
+    return all(part == part and abs(part) != float("inf") for part in (value.real, value.imag))
+
 
 _OPENERS = {"(": ")", "[": "]"}
 
@@ -543,133 +440,79 @@ def _encloses(text: str, close_len: int) -> bool:
     return True
 
 
-def _structure(text: str) -> tuple[str, str, list[str]] | None:
-    """(opening, closing, items) when ``text`` is a tuple, interval, set or bare list.
-
-    Brackets are kept, so "(1,2]" and "[1,2]" differ; a single bracketed item is just a
-    parenthesised expression.
-    """
+def _container(text: str) -> str | None:
+    """"set" for ``\\{...\\}``, "sequence" for a bracketed list ("(1,2)", "[1,2)"), else None."""
     if text.startswith("\\{") and text.endswith("\\}") and _encloses(text, 2):
-        return "\\{", "\\}", _split_top_level(text[2:-2])
+        return "set"
     if len(text) >= 2 and text[0] in _OPENERS and text[-1] in ")]" and _encloses(text, 1):
-        items = _split_top_level(text[1:-1])
-        if len(items) > 1:
-            return text[0], text[-1], items
-    items = _split_top_level(text)
-    if len(items) > 1:
-        return "", "", items
+        if len(_split_top_level(text[1:-1])) > 1:
+            return "sequence"
     return None
 
 
-def _value(expr: Any, subs: dict[Any, float] | None = None) -> complex:
-    return complex(expr.evalf(30, subs=subs))
-
-
-def _numbers_close(a: Any, b: Any) -> bool:
-    """Relative comparison of two constant expressions (used when a decimal is involved)."""
-    va, vb = _value(a), _value(b)
-    return abs(va - vb) <= REL_TOL * max(abs(va), abs(vb))
-
-
-# Points at which expressions in free symbols are evaluated before any simplify: values no
-# textbook answer is singular at, different for each symbol.
-_SAMPLE_STARTS = (0.5772156649, 1.2020569032)
-_SAMPLE_STEP = 0.3183098862
-
-
-def _differ_somewhere(a: Any, b: Any) -> bool:
-    """Whether ``a`` and ``b`` take clearly different values at a sample point.
-
-    Evaluation is cheap where ``simplify`` is not, so most non-equivalent pairs are rejected
-    here and ``simplify`` only runs on pairs that are probably equal.
-    """
-    symbols = sorted(a.free_symbols | b.free_symbols, key=str)
-    for start in _SAMPLE_STARTS:
-        subs = {symbol: start + k * _SAMPLE_STEP for k, symbol in enumerate(symbols)}
-        try:
-            va, vb = _value(a, subs), _value(b, subs)
-        except (TypeError, ValueError, ArithmeticError):
-            continue  # not a number at this point (e.g. a symbol left unevaluated)
-        if not all(map(_finite, (va, vb))):
+def _balanced_braces(text: str) -> bool:
+    """Whether every ``{`` closes (escaped ``\\{``/``\\}`` aside): the answer goes inside a
+    ``\\boxed{}``, where a stray ``}`` would end the box early ("5}" would read as 5)."""
+    depth = 0
+    i = 0
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
             continue
-        if abs(va - vb) > 1e-9 * max(1.0, abs(va), abs(vb)):
-            return True
-    return False
-
-
-def _finite(value: complex) -> bool:
-    return all(part == part and abs(part) != float("inf") for part in (value.real, value.imag))
-
-
-def _sympy_equal(a_text: str, b_text: str) -> bool:
-    """Symbolic (or, with decimals, numeric) equality of two normalised scalar answers."""
-    if len(a_text) > MAX_SYMPY_CHARS or len(b_text) > MAX_SYMPY_CHARS:
-        return False
-    import sympy
-
-    a, a_inexact = _to_sympy(a_text)
-    b, b_inexact = _to_sympy(b_text)
-    if a == b:
-        return True
-    if any(x.has(sympy.oo, -sympy.oo, sympy.zoo, sympy.nan) for x in (a, b)):
-        return False
-    constant = not a.free_symbols and not b.free_symbols
-    if constant and (a_inexact or b_inexact):
-        return _numbers_close(a, b)
-    diff = a - b
-    if diff == 0:
-        return True
-    if constant:
-        if diff.is_Rational:
-            return False  # exact rationals that differ: no tolerance for "1/3" vs "333/1000"
-        # Exact irrational constants (nested radicals, trig values) that sympy did not cancel:
-        # simplify cannot prove every such identity, while evalf (which raises its working
-        # precision through cancellation) can tell a true zero from a small difference.
-        scale = max(1.0, abs(_value(a)), abs(_value(b)))
-        return abs(complex(diff.evalf(60))) <= 1e-40 * scale
-    if _differ_somewhere(a, b):
-        return False
-    return bool(sympy.simplify(diff) == 0)
-
-
-def _equiv_normalized(a: str, b: str) -> bool:
-    if a == b:
-        return True
-    sa, sb = _structure(a), _structure(b)
-    if sa is not None or sb is not None:
-        if sa is None or sb is None or sa[:2] != sb[:2] or len(sa[2]) != len(sb[2]):
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        if depth < 0:
             return False
-        if sa[0] == "\\{":  # sets: order does not matter
-            remaining = list(sb[2])
-            for item in sa[2]:
-                match = next((j for j, other in enumerate(remaining) if _equiv_normalized(item, other)), None)
-                if match is None:
-                    return False
-                remaining.pop(match)
-            return True
-        return all(_equiv_normalized(x, y) for x, y in zip(sa[2], sb[2]))
-    return _sympy_equal(a, b)
+        i += 1
+    return depth == 0
+
+
+def _equivalent_normalized(a: str, b: str) -> bool:
+    """math-verify's verdict on two normalised answers (``b`` the reference)."""
+    if not (_balanced_braces(a) and _balanced_braces(b)):
+        return False
+    kinds = {_container(a), _container(b)}
+    if kinds == {"set", "sequence"}:
+        # math-verify compares an open interval "(1,2)" with a set "\{1,2\}" as a pair; a set
+        # is neither an ordered pair nor an interval.
+        return False
+    gold = _parse(b)
+    if not gold or _too_large(gold):
+        return False
+    pred = _parse(a)
+    if not pred or _too_large(pred):
+        return False
+    if len(gold) == len(pred) == 1 and _differ_somewhere(gold[0], pred[0]):
+        return False
+    return bool(_math_verify().verify(gold, pred, timeout_seconds=None))
 
 
 def is_equiv(prediction: str | None, target: str) -> bool:
     """Whether ``prediction`` is the same answer as ``target``.
 
-    Equal normalised strings match; otherwise tuples, intervals and sets are compared item by
-    item (brackets must agree), and scalars by sympy: ``simplify(a - b) == 0`` for exact forms
-    (``\\sqrt{8}`` vs ``2\\sqrt{2}``), a 1e-6 relative tolerance when a decimal is involved
-    (``0.5`` vs ``\\frac{1}{2}`` but not ``0.333`` vs ``\\frac{1}{3}``). Never raises: anything
-    unparsable, oversized or too slow is simply not equivalent.
+    Equal normalised strings match; otherwise math-verify parses both normalised answers and
+    compares them: ``\\sqrt{8}`` = ``2\\sqrt{2}``, ``0.5`` = ``\\frac{1}{2}`` (decimals are compared
+    to 6 decimal places, so ``0.333`` is not ``\\frac{1}{3}``), intervals by their brackets and
+    ends, sets and comma-separated lists of solutions in any order, tuples in order, ``x = 4`` =
+    ``4``, ``3\\frac{1}{2}`` = ``\\frac{7}{2}``, ``i^2`` = ``-1``. A set is never a tuple or an
+    interval. Never raises on any answer: anything unparsable, oversized or too slow is simply
+    not equivalent (only a missing math-verify installation raises ImportError).
     """
     if prediction is None:
         return False
     try:
         a, b = normalize(prediction), normalize(target)
-        if a == b:
-            return True
-        if not a or not b:
-            return False
-        with _time_limit(SYMPY_TIME_LIMIT_S):
-            return _equiv_normalized(a, b)
+    except Exception:  # noqa: BLE001 - a scorer must score, whatever the model wrote
+        return False
+    if a == b:
+        return True
+    if not a or not b or len(a) > MAX_PARSE_CHARS or len(b) > MAX_PARSE_CHARS:
+        return False
+    _math_verify()  # outside the try: a missing math-verify is a broken install, not a wrong answer
+    try:
+        with _time_limit(TIME_LIMIT_S):
+            return _equivalent_normalized(a, b)
+    except _OutOfTime:
+        return False
     except Exception:  # noqa: BLE001 - a scorer must score, whatever the model wrote
         return False
 

@@ -1,9 +1,16 @@
-"""Tests for ``scorers.math_answers``: answer extraction, normalisation and sympy equivalence."""
+"""Tests for ``scorers.math_answers``: answer extraction, normalisation and math-verify equivalence."""
 
 from __future__ import annotations
 
+import logging
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
 import time
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -100,6 +107,12 @@ def test_extract_answer(text: str, expected: str | None) -> None:
         (r"3\!\cdot\!4", r"3\cdot4"),
         (r"\pi r^2", r"\pi r^2"),
         ("\u22125", "-5"),
+        ("104 cm", "104"),
+        ("5 square units", "5"),
+        ("60 km/h", "60"),
+        (r"\frac{1}{2} inches", r"\frac{1}{2}"),
+        ("5t", "5t"),  # single letters are variables, not units
+        (r"\pi r^2 h", r"\pi r^2h"),
     ],
 )
 def test_normalize(raw: str, expected: str) -> None:
@@ -148,6 +161,24 @@ EQUIVALENT = [
     (r"\$5.00", "5"),
     (r"\binom{5}{2}", "10"),
     ("5!", "120"),
+    # Beyond the forms above, math-verify also gets these right:
+    ("104 cm", "104"),
+    (r"6 \pi cm", r"6\pi"),
+    (r"3\frac{1}{2}", r"\frac{7}{2}"),  # a mixed number, not 3 * 1/2
+    ("2, 7, -2", "-2, 2, 7"),  # a list of solutions, in any order
+    (r"\{1, 2\}", "1, 2"),
+    (r"\pm 3", "3, -3"),
+    (r"(2,\infty)\cup(-\infty,1)", r"(-\infty,1)\cup(2,\infty)"),
+    (r"\begin{bmatrix} 1 \\ 2 \end{bmatrix}", r"\begin{pmatrix}1\\2\end{pmatrix}"),
+    (r"\begin{pmatrix} \frac{4}{2} \\ 1 \end{pmatrix}", r"\begin{pmatrix}2\\1\end{pmatrix}"),
+    ("x^2+y^2=1", "y^2+x^2=1"),
+    ("x > 2", "2 < x"),
+    (r"\lfloor 2.5 \rfloor", "2"),
+    # "i" is the imaginary unit:
+    (r"\sqrt{-4}", "2i"),
+    ("i^2", "-1"),
+    ("(1+i)^2", "2i"),
+    (r"\frac{1}{i}", "-i"),
 ]
 
 NOT_EQUIVALENT = [
@@ -170,6 +201,16 @@ NOT_EQUIVALENT = [
     ("5", ""),
     ("\\infty", "-\\infty"),
     ("hello", "5"),
+    ("5t", "5"),  # a variable is not a unit
+    (r"\pi r^2 h", r"\pi r^2"),
+    ("(1,2)", r"\{1,2\}"),  # a set is neither a pair nor an interval
+    ("[1,2]", r"\{1,2\}"),
+    (r"3\frac{1}{2}", r"\frac{3}{2}"),
+    ("3-4i", "3+4i"),
+    ("i", "-i"),
+    (r"1\,000", "0"),
+    ("5}", "5"),  # unbalanced: would end the box early
+    ("2, 3", "2, 3, 4"),
 ]
 
 
@@ -207,12 +248,82 @@ def test_unsupported_latex_still_matches_itself() -> None:
         (r"\frac{" * 80, "1"),
         ("1" * 201, "1" * 200 + "0"),
         ("2^{2^{2^{2^{2^{2}}}}}", "2"),
+        ("99999999!", "2"),
     ],
 )
 def test_pathological_inputs_neither_raise_nor_hang(prediction: str, target: str) -> None:
     started = time.monotonic()
     assert is_equiv(prediction, target) is False
     assert time.monotonic() - started < 10
+
+
+def test_pathological_inputs_do_not_hang_off_the_main_thread() -> None:
+    """Off the main thread there is no timer, only the size limits: they must suffice.
+
+    Run in a child process, since a thread stuck in sympy's big-integer arithmetic holds the
+    GIL and could not be timed out from this one.
+    """
+    cases = test_pathological_inputs_neither_raise_nor_hang.pytestmark[0].args[1]
+    script = textwrap.dedent(
+        f"""
+        import threading, time
+        from scorers.math_answers import is_equiv
+        slowest, verdicts = 0.0, []
+        def run():
+            global slowest
+            for prediction, target in {cases!r}:
+                started = time.monotonic()
+                verdicts.append(is_equiv(prediction, target))
+                slowest = max(slowest, time.monotonic() - started)
+        worker = threading.Thread(target=run)
+        worker.start()
+        worker.join()
+        print(verdicts.count(False), len(verdicts), round(slowest, 2))
+        """
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    false_count, total, slowest = done.stdout.split()
+    assert int(false_count) == int(total) == len(cases)
+    assert float(slowest) < 10
+
+
+def test_same_verdicts_off_the_main_thread() -> None:
+    """math-verify's own timeouts use signal.alarm, which fails off the main thread; ours are
+    off there, and the verdicts are the same."""
+    pairs = EQUIVALENT + NOT_EQUIVALENT
+    verdicts: list[bool] = []
+    worker = threading.Thread(target=lambda: verdicts.extend(is_equiv(p, t) for p, t in pairs))
+    worker.start()
+    worker.join(timeout=120)
+    assert not worker.is_alive()
+    assert verdicts == [is_equiv(p, t) for p, t in pairs]
+    assert verdicts == [True] * len(EQUIVALENT) + [False] * len(NOT_EQUIVALENT)
+
+
+def test_a_running_interval_timer_is_left_alone(caplog: pytest.LogCaptureFixture) -> None:
+    """Someone else's SIGALRM timer (pytest-timeout's, say) keeps running through a comparison,
+    and math-verify logs nothing about its disabled timeouts."""
+    fired: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        fired.append(signum)
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, 1000.0)
+    try:
+        with caplog.at_level(logging.DEBUG):
+            assert is_equiv(r"\sqrt{8}", r"2\sqrt{2}")
+            assert not is_equiv("x+1", "x-1")
+        remaining, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 0 < remaining <= 1000.0
+        assert signal.getsignal(signal.SIGALRM) is handler
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert not fired
+    assert not [r for r in caplog.records if "imeout" in r.getMessage()]
 
 
 # ---------------------------------------------------------------------------------------------
