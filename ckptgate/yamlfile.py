@@ -151,7 +151,9 @@ def load_model(
     data = load_yaml(path, error)
     if not isinstance(data, LineDict):
         required = sorted(name for name, info in model.model_fields.items() if info.is_required())
-        raise error(f"{path}: {model.what} file must be a mapping with {' and '.join(map(repr, required))}")
+        what = model.what or "the"
+        what = what if what.endswith(" file") else f"{what} file"
+        raise error(f"{path}: {what} must be a mapping with {' and '.join(map(repr, required))}")
     try:
         return model.model_validate(data, context=context), data
     except ValidationError as exc:
