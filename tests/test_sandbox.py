@@ -109,7 +109,8 @@ def test_cpu_time_decides_timeouts_and_the_wall_clock_is_only_a_guard(sandbox: S
     assert (sandbox.limits.cpu_s, sandbox.limits.timeout_s) == (1, 3)
     busy = sandbox.run("while True:\n    pass")
     assert busy.status is Status.TIMEOUT and busy.detail.startswith("cpu time over 1 s"), busy.to_dict()
-    assert busy.cpu_seconds is not None and busy.cpu_seconds >= 1
+    # The kernel checks RLIMIT_CPU on its scheduler ticks; the child's rusage may read a few ms under it.
+    assert busy.cpu_seconds is not None and busy.cpu_seconds >= 0.9
     assert busy.seconds < sandbox.limits.timeout_s + 2  # stopped by its CPU limit, not by the guard
     asleep = sandbox.run("import time\ntime.sleep(1000)")
     assert asleep.status is Status.TIMEOUT and asleep.detail == "wall clock over 3 s guard", asleep.to_dict()
