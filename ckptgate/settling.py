@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ckptgate import exitcodes, gate, reports, results, scheduling
-from ckptgate.baselines import measured_from_record, update_baseline
+from ckptgate.baseline_update import measured_from_record, update_baseline
 from ckptgate.runstate import RunState
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ckptgate.baselines import BASELINES_DIR, BaselineEntry, Measured, load_baseline, update_baseline
+from ckptgate.baseline_update import Measured, update_baseline
+from ckptgate.baselines import BASELINES_DIR, BaselineEntry, load_baseline
 from ckptgate.errors import BaselineError
 
 SHIPPED = sorted(path.stem for path in BASELINES_DIR.glob("*.yaml"))
