@@ -63,21 +63,21 @@ def arrange(session: pytest.Session, items: list[pytest.Item], plan: RunPlan | N
             "the benchmark tests need checkpoints: pass --checkpoint PATH (repeatable) or "
             "--checkpoint demo for the embedded demo series"
         )
-    runnable = [item for item in gate_items if case_of(item) is not None and _wanted(config, case_of(item))]
+    cases = {item.nodeid: case_of(item) for item in gate_items}
+    runnable = [item for item in gate_items if _wanted(config, cases[item.nodeid])]
     idle = [item for item in gate_items if item not in runnable]
     if idle:  # gate tests whose benchmarks are not in this suite, or opt-in ones not asked for
         config.hook.pytest_deselected(items=idle)
     _check_suite_covered(session, plan, gate_items)
+    label = {item.nodeid: cases[item.nodeid].checkpoint.label for item in runnable}  # type: ignore[union-attr]
     # Bridges first: their records are what every candidate is compared with.
     order = {c.label: (c.role != "bridge", i) for i, c in enumerate(plan.checkpoints)}
-    runnable.sort(key=lambda item: order[_case(item).checkpoint.label])
-    groups = scheduling.work_groups([(item.nodeid, _case(item).checkpoint.label) for item in runnable],
-                                    plan.weights, workers)
+    runnable.sort(key=lambda item: order[label[item.nodeid]])
+    groups = scheduling.work_groups([(item.nodeid, label[item.nodeid]) for item in runnable], plan.weights, workers)
     for item in runnable:
-        case = _case(item)
         item.stash[GROUP] = groups[item.nodeid]  # xdist appends "@group" to node ids after this hook
         item.add_marker(pytest.mark.xdist_group(name=item.stash[GROUP]))
-        for tag in case.benchmark.tags:
+        for tag in cases[item.nodeid].benchmark.tags:  # type: ignore[union-attr]
             item.add_marker(tag)
     others = [item for item in items if not item.get_closest_marker("gate")]
     items[:] = others + runnable
@@ -90,7 +90,8 @@ def no_gate_tests(config: pytest.Config) -> str:
 
 
 def _wanted(config: pytest.Config, case: Case | None) -> bool:
-    """An opt-in benchmark runs only when named (its id, test or task) in -k or in a node id."""
+    """Whether the item runs: it has a case, and an opt-in benchmark runs only when named (its
+    id, test or task) in -k or in a node id."""
     if case is None or not case.benchmark.opt_in:
         return case is not None
     bench = case.benchmark
@@ -103,12 +104,6 @@ def case_of(item: pytest.Item) -> Case | None:
     callspec = getattr(item, "callspec", None)
     case = callspec.params.get("benchmark_case") if callspec is not None else None
     return case if isinstance(case, Case) else None
-
-
-def _case(item: pytest.Item) -> Case:
-    case = case_of(item)
-    assert case is not None, item.nodeid
-    return case
 
 
 def _check_suite_covered(session: pytest.Session, plan: RunPlan, gate_items: list[pytest.Item]) -> None:
