@@ -85,11 +85,16 @@ class Benchmark:
     # Runs only when asked for by name (-k or node id): e.g. a benchmark recorded to explain why
     # it is misleading, which must never gate by accident.
     opt_in: bool = False
+    # Score a deterministic random subset of this many documents (drawn with the run's seed over
+    # all of the task's documents, a group's members pooled) instead of all of them: large
+    # choice tasks keep their statistical power at a fraction of the cost. None: every document.
+    subset: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "opt_in": self.opt_in,
+            "subset": self.subset,
             "gold_logprob": self.gold_logprob,
             "test": self.test,
             "task": self.task,
@@ -233,6 +238,8 @@ class _BenchmarkSpec(Model):
     description: Text = ""
     gold_logprob: Flag = False
     opt_in: Flag = False
+    subset: Annotated[int | None, rule(lambda n: n is None or (type(n) is int and n >= 1)),
+                      Message("subset must be a positive number of documents, got {value!r}")] = None
 
     def benchmark(self) -> Benchmark:
         return Benchmark(**{

@@ -12,7 +12,7 @@ import hashlib
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -261,6 +261,66 @@ class _Prepared:
     gen_kwargs: dict[str, Any]
     dataset: dict[str, Any] | None = None  # local data used instead of the task's dataset
     hub: dict[str, Any] | None = None  # prefetched hub snapshots read: repo -> revision, sha256
+    subset: Subset | None = None  # the documents drawn when the benchmark scores a subset
+    leaf_objects: dict[str, Any] = field(default_factory=dict)  # leaf task name -> lm-eval Task
+
+
+@dataclass(frozen=True)
+class Subset:
+    """A deterministic random subset of a task's documents; for a group, a stratified one.
+
+    Each member task contributes in proportion to its size (largest remainders, at least one
+    document each: lm-eval cannot run a member with none), its documents shuffled with the run's
+    seed and the first ones taken. ``--limit N`` takes the first N of each member's draw, as it
+    takes the first N documents of each member of a group without a subset, so a limited run
+    scores documents the full run scores.
+    """
+
+    size: int  # documents requested
+    of: int  # documents the task has
+    drawn: dict[str, tuple[int, ...]]  # member task -> its drawn document indices, in draw order
+
+    @classmethod
+    def draw(cls, sizes: dict[str, int], size: int) -> Subset:
+        total = sum(sizes.values())
+        quotas = _quotas(sizes, min(size, total))
+        rng = random.Random(SEED)
+        drawn = {}
+        for leaf in sorted(sizes):
+            order = list(range(sizes[leaf]))
+            rng.shuffle(order)
+            drawn[leaf] = tuple(order[:quotas[leaf]])
+        return cls(size, total, drawn)
+
+    def indices(self, limit: int | None) -> dict[str, list[int]]:
+        """Each member task's drawn document indices, ascending (lm-eval's order)."""
+        return {leaf: sorted(order[:limit]) for leaf, order in self.drawn.items() if order}
+
+    def record(self, limit: int | None) -> dict[str, Any]:
+        chosen = self.indices(limit)
+        return {"size": sum(map(len, chosen.values())), "requested": self.size, "of": self.of,
+                "seed": SEED, "doc_ids": chosen}
+
+
+def _quotas(sizes: dict[str, int], size: int) -> dict[str, int]:
+    """``size`` documents shared among tasks in proportion to their sizes (largest remainders),
+    at least one for every task that has documents."""
+    total = sum(sizes.values())
+    members = [leaf for leaf in sorted(sizes) if sizes[leaf] > 0]
+    if size < len(members):
+        raise SuiteError(f"a subset of {size} documents cannot cover the group's {len(members)} tasks "
+                         "(each needs at least one): ask for a larger subset")
+    if size >= total:
+        return dict(sizes)
+    exact = {leaf: size * sizes[leaf] / total for leaf in members}
+    quotas = {leaf: 0 for leaf in sizes} | {leaf: max(1, math.floor(exact[leaf])) for leaf in members}
+    while sum(quotas.values()) < size:  # hand out what flooring left, largest remainder first
+        leaf = max((leaf for leaf in members if quotas[leaf] < sizes[leaf]), key=lambda leaf: exact[leaf] - quotas[leaf])
+        quotas[leaf] += 1
+    while sum(quotas.values()) > size:  # the minimum of one overshot: take back where most over
+        leaf = max((leaf for leaf in members if quotas[leaf] > 1), key=lambda leaf: quotas[leaf] - exact[leaf])
+        quotas[leaf] -= 1
+    return quotas
 
 
 def _prepare(manager: TaskManager, bench: Benchmark, local: LocalData | None = None,
@@ -280,7 +340,10 @@ def _prepare(manager: TaskManager, bench: Benchmark, local: LocalData | None = N
         "local_files": {t: {split: str(path) for split, path in files.items()} for t, files in local.items()},
         "sha256": local_data_digest(local),
     }
-    return _Prepared(bench, task, frozenset(loaded["tasks"]), gen_kwargs, dataset, hub)
+    subset = None
+    if bench.subset is not None:
+        subset = Subset.draw({name: len(leaf.eval_docs) for name, leaf in loaded["tasks"].items()}, bench.subset)
+    return _Prepared(bench, task, frozenset(loaded["tasks"]), gen_kwargs, dataset, hub, subset, dict(loaded["tasks"]))
 
 
 def _local_overrides(base: TaskManager, datasets: Path) -> dict[str, dict[str, Any]]:
@@ -368,11 +431,13 @@ def _evaluate(
 ) -> dict[str, ScoreResult]:
     from lm_eval import simple_evaluate
 
+    chosen = _chosen_documents(batch, limit)
     out = simple_evaluate(
         model=session.lm,
         tasks=[item.task for item in batch],
         task_manager=manager,  # pre-built task objects; without it lm-eval re-indexes its task tree
-        limit=limit,
+        limit=None if chosen is not None else limit,
+        samples=None if chosen is None else {leaf: _FastMembership(ids) for leaf, ids in chosen.items()},
         log_samples=True,
         bootstrap_iters=BOOTSTRAP_ITERS,
         random_seed=SEED,
@@ -392,6 +457,8 @@ def _evaluate(
             scores[item.benchmark.id].config["local_dataset"] = item.dataset
         if item.hub is not None:
             scores[item.benchmark.id].config["hub_datasets"] = item.hub
+        if item.subset is not None:
+            scores[item.benchmark.id].config["subset"] = item.subset.record(limit)
         sandboxed = [r for leaf in _leaves(out, item.benchmark.task) if (r := sandbox_record(leaf)) is not None]
         if sandboxed:  # verdict counts, isolation layers and limits of the code it ran
             scores[item.benchmark.id].config["sandbox"] = sandboxed[0] if len(sandboxed) == 1 else sandboxed
@@ -400,6 +467,35 @@ def _evaluate(
             delimiter = str(task_config.get("target_delimiter", " "))
             add_gold_logprobs(session.lm, scores[item.benchmark.id], delimiter)
     return scores
+
+
+def _chosen_documents(batch: list[_Prepared], limit: int | None) -> dict[str, list[int]] | None:
+    """The documents each leaf task scores when some benchmark of the batch scores a subset
+    (lm-eval takes either a document list per task or one ``limit``, not both): the subset's
+    draw, and under ``--limit`` the first ``limit`` documents of the other tasks. None: no subset."""
+    if all(item.subset is None for item in batch):
+        return None
+    chosen: dict[str, list[int]] = {}
+    for item in batch:
+        if item.subset is not None:
+            chosen |= item.subset.indices(limit)
+        elif limit is not None:
+            for name, leaf in item.leaf_objects.items():
+                chosen[name] = list(range(min(limit, len(leaf.eval_docs))))
+    return chosen
+
+
+class _FastMembership(list):  # type: ignore[type-arg]
+    """A document list lm-eval tests membership in once per document: a set makes that O(1)
+    (12,000 of 40,000 HellaSwag documents would otherwise cost 480 million comparisons). The
+    list is ascending: lm-eval maps its k-th chosen document back to ``ids[k]`` in the records."""
+
+    def __init__(self, ids: list[int]) -> None:
+        super().__init__(ids)
+        self._members = frozenset(ids)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._members
 
 
 def add_gold_logprobs(lm: Any, score: ScoreResult, delimiter: str) -> None:
