@@ -58,7 +58,7 @@ class Kind:
     reason: str
 
 
-_PERPLEXITY = ("perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte")
+_PERPLEXITY = ("perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte", "token_perplexity")
 
 KINDS: dict[str, Kind] = {
     "accuracy": Kind("0/1 accuracy", Margin(0.015, source="default for 0/1 accuracies"),

@@ -26,6 +26,7 @@ ItemKey = tuple[Any, ...]
 _RATIO_METRICS: dict[str, Callable[[float], float]] = {
     "word_perplexity": lambda x: math.exp(-x),
     "byte_perplexity": lambda x: math.exp(-x),
+    "token_perplexity": lambda x: math.exp(-x),
     "bits_per_byte": lambda x: -x / math.log(2),
 }
 # Per-document log-likelihood aggregated as exp(-mean): loglikelihood tasks' ``perplexity``.

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 SEED = 42  # every seed of a run: sampling, few-shot order, the backends' own
 
 # Metrics lm-eval aggregates as a ratio of sums of per-document log-likelihood and weight.
-RATIO_METRICS = frozenset({"word_perplexity", "byte_perplexity", "bits_per_byte"})
+# ``token_perplexity`` is the perplexity slices' (per token of the model's own tokenizer).
+RATIO_METRICS = frozenset({"word_perplexity", "byte_perplexity", "bits_per_byte", "token_perplexity"})
 # Per-document log-likelihood aggregated as exp(-mean): loglikelihood tasks' ``perplexity``.
 LOGLIK_METRICS = frozenset({"perplexity"})
 # The perplexity family: not proportions, and paired on per-document log-likelihood.

@@ -85,6 +85,20 @@ def test_ratio_metric_comparison_is_in_metric_units() -> None:
     assert same.p_value == 1.0
 
 
+def test_token_perplexity_pairs_on_log_likelihood_per_token() -> None:
+    """The perplexity slices' metric: exp(-sum log-likelihood / sum tokens), paired per document."""
+    tokens = [40, 60, 50, 30, 45, 55]
+    ref_ll = [-80.0, -130.0, -95.0, -61.0, -90.0, -100.0]
+    cand_ll = [ll * 1.1 for ll in ref_ll]
+    per_token = lambda lls: math.exp(-sum(lls) / sum(tokens))  # noqa: E731
+    samples = lambda lls: [{"doc_id": i, "filter": "none", "token_perplexity": [ll, w]}  # noqa: E731
+                           for i, (ll, w) in enumerate(zip(lls, tokens))]
+    comparison = pairing.compare(samples(cand_ll), samples(ref_ll), "token_perplexity,none", value=per_token(cand_ll),
+                                 reference=per_token(ref_ll), higher_is_better=False, margin=0.0)
+    assert comparison.delta == pytest.approx(per_token(cand_ll) - per_token(ref_ll))
+    assert comparison.p_value < 0.01
+
+
 def test_records_of_different_items_or_prompts_are_not_paired() -> None:
     with pytest.raises(pairing.PairingError, match="different items"):
         pairing.compare(binary_samples([1, 0, 1]), binary_samples([1, 0]), "acc,none", value=0, reference=0,
