@@ -89,12 +89,16 @@ class Benchmark:
     # all of the task's documents, a group's members pooled) instead of all of them: large
     # choice tasks keep their statistical power at a fraction of the cost. None: every document.
     subset: int | None = None
+    # Prompts rendered with the checkpoint's chat template (lm-eval's --apply_chat_template,
+    # few-shot examples as turns): for instruction-tuned checkpoints, which are used that way.
+    chat_template: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "opt_in": self.opt_in,
             "subset": self.subset,
+            "chat_template": self.chat_template,
             "gold_logprob": self.gold_logprob,
             "test": self.test,
             "task": self.task,
@@ -240,6 +244,7 @@ class _BenchmarkSpec(Model):
     opt_in: Flag = False
     subset: Annotated[int | None, rule(lambda n: n is None or (type(n) is int and n >= 1)),
                       Message("subset must be a positive number of documents, got {value!r}")] = None
+    chat_template: Flag = False
 
     def benchmark(self) -> Benchmark:
         return Benchmark(**{

@@ -412,12 +412,13 @@ def _configure(bench: Benchmark, leaf: Any, gen_kwargs: dict[str, Any]) -> None:
 
 
 def _batches(prepared: list[_Prepared]) -> list[list[_Prepared]]:
-    """Greedy partition into calls whose task names and leaf tasks do not overlap."""
+    """Greedy partition into calls whose task names and leaf tasks do not overlap, and whose
+    benchmarks agree on the chat template (one setting per ``simple_evaluate`` call)."""
     batches: list[tuple[set[str], list[_Prepared]]] = []
     for item in prepared:
         names = item.leaves | {item.benchmark.task}
         for used, batch in batches:
-            if used.isdisjoint(names):
+            if used.isdisjoint(names) and batch[0].benchmark.chat_template == item.benchmark.chat_template:
                 used.update(names)
                 batch.append(item)
                 break
@@ -432,8 +433,10 @@ def _evaluate(
     from lm_eval import simple_evaluate
 
     chosen = _chosen_documents(batch, limit)
+    chat = batch[0].benchmark.chat_template
     out = simple_evaluate(
         model=session.lm,
+        apply_chat_template=chat,  # few-shot examples as turns: lm-eval's default
         tasks=[item.task for item in batch],
         task_manager=manager,  # pre-built task objects; without it lm-eval re-indexes its task tree
         limit=None if chosen is not None else limit,
@@ -459,6 +462,8 @@ def _evaluate(
             scores[item.benchmark.id].config["hub_datasets"] = item.hub
         if item.subset is not None:
             scores[item.benchmark.id].config["subset"] = item.subset.record(limit)
+        if chat:
+            scores[item.benchmark.id].config["chat_template"] = _template_record(session.lm)
         sandboxed = [r for leaf in _leaves(out, item.benchmark.task) if (r := sandbox_record(leaf)) is not None]
         if sandboxed:  # verdict counts, isolation layers and limits of the code it ran
             scores[item.benchmark.id].config["sandbox"] = sandboxed[0] if len(sandboxed) == 1 else sandboxed
@@ -467,6 +472,12 @@ def _evaluate(
             delimiter = str(task_config.get("target_delimiter", " "))
             add_gold_logprobs(session.lm, scores[item.benchmark.id], delimiter)
     return scores
+
+
+def _template_record(lm: Any) -> dict[str, Any]:
+    """The chat template the prompts were rendered with (its hash: a setting that changes numbers)."""
+    template = lm.chat_template(True)
+    return {"applied": True, "sha256": hashlib.sha256(str(template).encode()).hexdigest() if template else None}
 
 
 def _chosen_documents(batch: list[_Prepared], limit: int | None) -> dict[str, list[int]] | None:

@@ -116,3 +116,27 @@ def test_the_choice_tasks_run_on_local_copies_in_their_own_schema(demo_root: Pat
         assert result.config["subset"]["size"] == expected == result.metrics["acc,none"].n, task
         assert all(0.0 <= metric.value <= 1.0 for metric in result.metrics.values())
     assert results["mmlu"].config["subset"]["of"] == 2 * len(results["mmlu"].config["task_config"])  # pooled over subjects
+
+
+def test_a_chat_template_benchmark_renders_its_prompts_as_turns(demo_root: Path) -> None:
+    """chat_template: true renders prompts with the checkpoint's own template (few-shot examples
+    as turns) and records the template's hash; other benchmarks of the run keep plain prompts."""
+    from ckptgate.backends import LoadSpec, ModelPool
+    from ckptgate.checkpoints import discover
+    from scorers.lm_eval_task import LmEvalTaskScorer
+
+    suite = load_suite("demo")
+    plain = next(b for b in suite.benchmarks if b.id == "arithmetic")
+    chat = dataclasses.replace(plain, id="arithmetic_chat", chat_template=True)
+    pool = ModelPool(LoadSpec("hf"))
+    try:
+        results = LmEvalTaskScorer().score(pool.get(discover(str(demo_root / "step_0800"))[0]), suite, [plain, chat], limit=2)
+    finally:
+        pool.close()
+    chat_prompt = results["arithmetic_chat"].samples[0]["arguments"][0][0]
+    assert chat_prompt.startswith("<|im_start|>user\n") and chat_prompt.endswith("<|im_start|>assistant\n")
+    assert chat_prompt.count("<|im_start|>assistant") == 1 + 3  # the three shots are turns of their own
+    assert "<|im_start|>" not in results["arithmetic"].samples[0]["arguments"][0][0]
+    record = results["arithmetic_chat"].config["chat_template"]
+    assert record["applied"] and len(record["sha256"]) == 64
+    assert "chat_template" not in results["arithmetic"].config
