@@ -12,17 +12,22 @@ dataset's own schema) replace the hub for air-gapped machines and for the projec
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 from ckptgate.atomicio import publish_dir, remove_tree
 from ckptgate.cache import cache_root, exclusive, files_digest
-from ckptgate.errors import CkptgateError
+from ckptgate.errors import CkptgateError, SuiteError
+from ckptgate.resources import evaltests_dir
+from ckptgate.yamlfile import ID, Message, Model, Text, load_model, rule
+
+CATALOGUE = evaltests_dir() / "stages" / "slices.yaml"
 
 # Documents are fetched until they hold this many UTF-8 bytes per budgeted token: tokenizers
 # of current models average 3 to 5 bytes per token on web text and code, so 8 leaves every
@@ -68,6 +73,40 @@ class FetchedSlice:
     slice: Slice
     documents: tuple[tuple[str, str], ...]  # (document id, text), in the dataset's order
     record: dict[str, Any]  # source, revision, sha256, bytes: recorded with every result
+
+
+class _SliceSpec(Model):
+    what: ClassVar[str | None] = "slice"
+    not_a_mapping: ClassVar[str] = "each slice must be a mapping with 'dataset' and 'split', got {value!r}"
+
+    dataset: Text
+    split: Text
+    config: Text | None = None
+    revision: Text | None = None
+    text_fields: Annotated[list[str], rule(bool), Message("text_fields must be a non-empty list of field names")] = ["text"]
+
+
+class _Catalogue(Model):
+    what: ClassVar[str | None] = "the slice catalogue"
+
+    slices: Annotated[dict[str, _SliceSpec], rule(lambda found: all(ID.match(name) for name in found)),
+                      Message("slices maps slice ids (letters, digits, '_', '.', '-') to their sources")]
+
+
+def load_catalogue(path: Path = CATALOGUE) -> dict[str, Slice]:
+    """The slices a stage may name, by id (budgets come from the stage)."""
+    spec, _ = load_model(path, _Catalogue, SuiteError)
+    return {name: Slice(name, s.dataset, s.split, tuple(s.text_fields), s.config, s.revision)
+            for name, s in spec.slices.items()}
+
+
+def pick(catalogue: dict[str, Slice], name: str, where: str) -> Slice:
+    """Slice ``name`` of the catalogue; an unknown name is an error naming the closest ones."""
+    if name in catalogue:
+        return catalogue[name]
+    close = difflib.get_close_matches(name, catalogue, n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else f" Known slices: {', '.join(sorted(catalogue))}."
+    raise SuiteError(f"{where}: unknown perplexity slice {name!r}.{hint}")
 
 
 def slice_folder(spec: Slice) -> Path:

@@ -106,3 +106,25 @@ def test_another_source_is_another_cache_entry() -> None:
     assert a.key() != Slice("s", "org/data", "train", config="y", target_tokens=10).key()
     assert a.key() != Slice("s", "org/data", "train", config="x", revision="abc", target_tokens=10).key()
     assert a.key() == Slice("s", "org/data", "train", config="x", target_tokens=99).key()  # the budget only bounds it
+
+
+def test_the_shipped_catalogue_holds_every_slice_of_the_stages() -> None:
+    catalogue = slices.load_catalogue()
+    assert {"general_web", "code", "books_newslike", "math_finemath3plus", "math_infiwebmath3plus",
+            "web_fineweb_edu_sample10bt", "wiki_en_20231101", "math_finemath4plus", "math_infiwebmath4plus",
+            "code_stackv2_edu_filtered", "code_starcoder2data_extras_lhq", "math_openmathreasoning",
+            "math_openmathinstruct1", "code_opencodereasoning"} == set(catalogue)
+    assert catalogue["general_web"] == Slice("general_web", "allenai/c4", "validation", ("text",), "en")
+    assert catalogue["math_openmathreasoning"].text_fields == ("problem", "generated_solution")
+
+
+def test_an_unknown_slice_names_the_closest_and_a_bad_entry_its_line(tmp_path: Path) -> None:
+    from ckptgate.errors import SuiteError
+
+    catalogue = slices.load_catalogue()
+    with pytest.raises(SuiteError, match=r"stage2.yaml:7: unknown perplexity slice 'math_finemath4'\. Did you mean math_finemath4plus"):
+        slices.pick(catalogue, "math_finemath4", "stage2.yaml:7")
+    bad = tmp_path / "slices.yaml"
+    bad.write_text("slices:\n  web: {dataset: allenai/c4, split: validation}\n  code: {dataset: org/code, text_fields: []}\n")
+    with pytest.raises(SuiteError, match=r"slices.yaml:3: .*split"):
+        slices.load_catalogue(bad)
