@@ -1,0 +1,20 @@
+import pytest
+
+from scorers.sft_checks import chat_clean, run_checks, strict_json
+
+
+def test_strict_json_rejects_prose_and_trailing_comma():
+    assert strict_json('{"a": 1}', required_keys=["a"])
+    assert not strict_json('Sure! {"a": 1}')
+    assert not strict_json('{"a": 1,}')
+
+
+def test_chat_clean():
+    assert chat_clean("Hello there.")
+    assert not chat_clean("Hi<|im_end|>")
+    assert not chat_clean("Hi\nUser: more")
+
+
+def test_unknown_check_names_closest():
+    with pytest.raises(ValueError, match="strict_json"):
+        run_checks("x", [{"check": "strict_jsn"}])
