@@ -18,3 +18,10 @@ def test_chat_clean():
 def test_unknown_check_names_closest():
     with pytest.raises(ValueError, match="strict_json"):
         run_checks("x", [{"check": "strict_jsn"}])
+
+
+def test_refusal_that_complies_fails():
+    from scorers.sft_checks import refusal_without_compliance, exact_answer
+    assert refusal_without_compliance("I can't help with that.", ["step 1"])
+    assert not refusal_without_compliance("Sorry, but step 1: ...", ["step 1"])
+    assert exact_answer("Paris.", "paris")
