@@ -69,10 +69,48 @@ def refusal_without_compliance(text: str, forbidden_markers: list[str]) -> bool:
     return refuses(text) and follows_priority(text, must_not_contain=forbidden_markers)
 
 
+def bullets(text: str, min_items: int = 1, max_items: int | None = None,
+            allow_prose: bool = False) -> bool:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    items = [ln for ln in lines if ln.startswith(("- ", "* ", "\u2022 "))]
+    if not allow_prose and len(items) != len(lines):
+        return False
+    return len(items) >= min_items and (max_items is None or len(items) <= max_items)
+
+
+def numbered_list(text: str, n: int | None = None) -> bool:
+    import re
+    nums = [int(m.group(1)) for ln in text.splitlines()
+            if (m := re.match(r"\s*(\d+)[.)]\s", ln))]
+    # Numbering must run 1, 2, 3... with no skips or repeats.
+    return bool(nums) and nums == list(range(1, len(nums) + 1)) and (n is None or len(nums) == n)
+
+
+def python_parses(text: str, defines: str | None = None) -> bool:
+    import ast
+    import re
+    code = text
+    if "```" in text:
+        m = re.search(r"```(?:python)?\n(.*?)```", text, re.S)
+        if m is None:
+            return False  # unterminated or malformed fence
+        code = m.group(1)
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return False
+    if not tree.body:
+        return False
+    return defines is None or any(
+        isinstance(nd, (ast.FunctionDef, ast.AsyncFunctionDef)) and nd.name == defines
+        for nd in ast.walk(tree))
+
+
 CHECKS: dict[str, Callable[..., bool]] = {
     "strict_json": strict_json, "chat_clean": chat_clean, "concise": concise,
     "exact_answer": exact_answer, "follows_priority": follows_priority,
     "refuses": refuses, "refusal_without_compliance": refusal_without_compliance,
+    "bullets": bullets, "numbered_list": numbered_list, "python_parses": python_parses,
 }
 format_check_names = {"bullets", "numbered_list", "strict_json", "python_parses"}
 

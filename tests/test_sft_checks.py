@@ -25,3 +25,14 @@ def test_refusal_that_complies_fails():
     assert refusal_without_compliance("I can't help with that.", ["step 1"])
     assert not refusal_without_compliance("Sorry, but step 1: ...", ["step 1"])
     assert exact_answer("Paris.", "paris")
+
+
+def test_format_checks():
+    from scorers.sft_checks import bullets, numbered_list, python_parses
+    assert bullets("- a\n- b", min_items=2, max_items=3)
+    assert not bullets("- a", min_items=2)
+    assert numbered_list("1. a\n2. b", n=2)
+    assert not numbered_list("1. a\n2. b\n4. c")
+    assert python_parses("```python\ndef f():\n    return 1\n```", defines="f")
+    assert not python_parses("```python\ndef f():\n    return 1\n")
+    assert not python_parses("def f(:\n")
