@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from typing import Any, Callable
 
 # Tokens that must never appear in a finished chat answer; a leak means the
@@ -16,10 +17,24 @@ TEMPLATE_TOKENS: tuple[str, ...] = (
 )
 
 
-def strict_json(text: str, required_keys: list[str] | None = None) -> bool:
-    """The whole stripped response must be one JSON value."""
+_FENCED_JSON = re.compile(r"\A```(?:json)?\n(.*)\n```\Z", re.DOTALL)
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # Python's json accepts NaN and Infinity; JSON does not
+
+
+def strict_json(text: str, required_keys: list[str] | None = None, allow_fence: bool = False) -> bool:
+    """The whole stripped response must be one JSON value (RFC 8259: no NaN, no trailing commas,
+    nothing around it). ``allow_fence``: one ```json fenced block and nothing else also counts."""
+    body = text.strip()
+    fenced = _FENCED_JSON.match(body)
+    if fenced is not None:
+        if not allow_fence:
+            return False
+        body = fenced.group(1)
     try:
-        value = json.loads(text.strip())
+        value = json.loads(body, parse_constant=_no_constants)
     except ValueError:
         return False
     if required_keys:

@@ -1,4 +1,8 @@
+import json
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from scorers.sft_checks import chat_clean, run_checks, strict_json
 
@@ -36,3 +40,22 @@ def test_format_checks():
     assert python_parses("```python\ndef f():\n    return 1\n```", defines="f")
     assert not python_parses("```python\ndef f():\n    return 1\n")
     assert not python_parses("def f(:\n")
+
+
+def test_strict_json_takes_a_fence_only_when_allowed_and_refuses_nan() -> None:
+    fenced = '```json\n{"a": 1}\n```'
+    assert not strict_json(fenced) and strict_json(fenced, allow_fence=True)
+    assert not strict_json('Here:\n```json\n{"a": 1}\n```', allow_fence=True)  # prose around the fence
+    assert not strict_json('```json\n{"a": 1}', allow_fence=True)  # unterminated
+    assert not strict_json('{"a": NaN}') and not strict_json("Infinity")
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+                           | st.text(), lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner), max_leaves=10)
+
+
+@given(json_values)
+def test_any_json_document_is_strict_json_and_prose_around_it_is_not(value: object) -> None:
+    text = json.dumps(value)
+    assert strict_json(text) and strict_json(f"```json\n{text}\n```", allow_fence=True)
+    assert not strict_json(f"Sure! Here it is: {text}")
