@@ -85,9 +85,9 @@ class Benchmark:
     # Runs only when asked for by name (-k or node id): e.g. a benchmark recorded to explain why
     # it is misleading, which must never gate by accident.
     opt_in: bool = False
-    # Score a deterministic random subset of this many documents (drawn with the run's seed over
-    # all of the task's documents, a group's members pooled) instead of all of them: large
-    # choice tasks keep their statistical power at a fraction of the cost. None: every document.
+    # Score a deterministic random subset of this many documents (drawn with the run's seed; for
+    # a group, each member in proportion to its size) instead of all of them: large choice tasks
+    # keep their statistical power at a fraction of the cost. None: every document.
     subset: int | None = None
     # Prompts rendered with the checkpoint's chat template (lm-eval's --apply_chat_template,
     # few-shot examples as turns): for instruction-tuned checkpoints, which are used that way.

@@ -12,7 +12,7 @@ import hashlib
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -257,12 +257,15 @@ class _Prepared:
 
     benchmark: Benchmark
     task: Any  # lm_eval Task or Group
-    leaves: frozenset[str]
+    members: dict[str, Any]  # the leaf tasks it runs: name -> lm-eval Task (itself, or a group's)
     gen_kwargs: dict[str, Any]
     dataset: dict[str, Any] | None = None  # local data used instead of the task's dataset
     hub: dict[str, Any] | None = None  # prefetched hub snapshots read: repo -> revision, sha256
     subset: Subset | None = None  # the documents drawn when the benchmark scores a subset
-    leaf_objects: dict[str, Any] = field(default_factory=dict)  # leaf task name -> lm-eval Task
+
+    @property
+    def leaves(self) -> frozenset[str]:
+        return frozenset(self.members)
 
 
 @dataclass(frozen=True)
@@ -343,7 +346,7 @@ def _prepare(manager: TaskManager, bench: Benchmark, local: LocalData | None = N
     subset = None
     if bench.subset is not None:
         subset = Subset.draw({name: len(leaf.eval_docs) for name, leaf in loaded["tasks"].items()}, bench.subset)
-    return _Prepared(bench, task, frozenset(loaded["tasks"]), gen_kwargs, dataset, hub, subset, dict(loaded["tasks"]))
+    return _Prepared(bench, task, dict(loaded["tasks"]), gen_kwargs, dataset, hub, subset)
 
 
 def _local_overrides(base: TaskManager, datasets: Path) -> dict[str, dict[str, Any]]:
@@ -491,7 +494,7 @@ def _chosen_documents(batch: list[_Prepared], limit: int | None) -> dict[str, li
         if item.subset is not None:
             chosen |= item.subset.indices(limit)
         elif limit is not None:
-            for name, leaf in item.leaf_objects.items():
+            for name, leaf in item.members.items():
                 chosen[name] = list(range(min(limit, len(leaf.eval_docs))))
     return chosen
 

@@ -139,7 +139,7 @@ class FakeTask:
 
 
 def prepared(b: Benchmark, leaves: Sequence[str] | None = None) -> lm_eval_task._Prepared:
-    return lm_eval_task._Prepared(b, FakeTask(b.task), frozenset(leaves or [b.task]), {})
+    return lm_eval_task._Prepared(b, FakeTask(b.task), {name: FakeTask(name) for name in leaves or [b.task]}, {})
 
 
 def test_one_task_at_two_shot_counts_goes_to_two_calls() -> None:
