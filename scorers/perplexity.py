@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from ckptgate.atomicio import publish_dir, write_text
+from ckptgate.cache import exclusive
 
 TokenLogprobs = Callable[[list[list[int]], list[int]], list[list[float]]]
 """``(sequences, score_from) -> logprobs``: for each sequence, the log-probability of each token
@@ -138,7 +139,15 @@ def load_or_pack(
     folder = Path(cache_dir) / cache_key(key, tokenizer, target_tokens=target_tokens)
     if folder.is_dir():
         return _load(folder)
-    packed = pack(docs_factory(), tokenizer, target_tokens=target_tokens)
+    with exclusive(folder.parent / f".{folder.name}.lock"):  # xdist workers on one slice: one packs
+        if folder.is_dir():
+            return _load(folder)
+        _publish(folder, key, pack(docs_factory(), tokenizer, target_tokens=target_tokens))
+    return _load(folder)
+
+
+def _publish(folder: Path, key: dict[str, Any], packed: PackedSlice) -> None:
+    """Write the entry (tensors, then the manifest with the digests) and move it into place whole."""
 
     def fill(tmp: Path) -> None:
         torch.save({"tokens": packed.tokens, "offsets": packed.offsets}, tmp / TOKENS_FILE)
@@ -151,7 +160,6 @@ def load_or_pack(
         write_text(tmp / META_FILE, json.dumps(meta, indent=1, sort_keys=True))
 
     publish_dir(folder, fill)
-    return _load(folder)
 
 
 def _load(folder: Path) -> PackedSlice:

@@ -277,7 +277,7 @@ def test_load_or_pack_round_trip_and_cache_hit(tmp_path: Path) -> None:
 def test_corrupted_cache_entry_is_a_clear_error(tmp_path: Path) -> None:
     key = {"slice": "c4"}
     load_or_pack(tmp_path, key, lambda: _docs([4, 3, 5]), CharTokenizer(), target_tokens=8)
-    (entry,) = list(tmp_path.iterdir())
+    (entry,) = [p for p in tmp_path.iterdir() if not p.name.startswith(".")]  # beside it: the packing lock
     torch.save({"tokens": torch.zeros(12, dtype=torch.int32), "offsets": torch.tensor([0, 4, 7, 12])}, entry / "packed_tokens.pt")
     with pytest.raises(ValueError, match="delete that folder") as caught:
         load_or_pack(tmp_path, key, lambda: _docs([4]), CharTokenizer(), target_tokens=8)
