@@ -197,7 +197,8 @@ def load(spec: Slice, datasets: Path | None = None) -> FetchedSlice:
 
 
 def _numbered(texts: list[str]) -> tuple[tuple[str, str], ...]:
-    """Documents keep their position in the dataset as their id: the same on every machine."""
+    """A document's id is its position among the slice's documents (empty rows skipped, as when
+    fetched): the same on every machine that reads the same data."""
     return tuple((str(index), text) for index, text in enumerate(texts))
 
 
@@ -207,9 +208,12 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            rows.append(dict(json.loads(line)))
-        except (ValueError, TypeError) as exc:
+            row = json.loads(line)
+        except ValueError as exc:
             raise CkptgateError(f"{path}:{number}: not a JSON object per line ({exc})") from None
+        if not isinstance(row, dict):
+            raise CkptgateError(f"{path}:{number}: not a JSON object per line (a {type(row).__name__})")
+        rows.append(row)
     return rows
 
 

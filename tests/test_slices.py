@@ -89,6 +89,9 @@ def test_an_unfetched_slice_says_how_to_fetch_it_and_a_local_copy_replaces_the_h
     (local / "train.jsonl").write_text("{not json\n")
     with pytest.raises(CkptgateError, match=r"train.jsonl:1: not a JSON object per line"):
         slices.load(spec, tmp_path / "data")
+    (local / "train.jsonl").write_text('[["text", "a pair list, not an object"]]\n')
+    with pytest.raises(CkptgateError, match=r"train.jsonl:1: not a JSON object per line \(a list\)"):
+        slices.load(spec, tmp_path / "data")
 
 
 def test_tampered_documents_are_refused() -> None:
