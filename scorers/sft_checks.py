@@ -4,6 +4,7 @@ Kept free of model I/O so scoring is deterministic and unit-testable.
 """
 from __future__ import annotations
 
+import ast
 import difflib
 import json
 import re
@@ -94,7 +95,6 @@ def bullets(text: str, min_items: int = 1, max_items: int | None = None,
 
 
 def numbered_list(text: str, n: int | None = None) -> bool:
-    import re
     nums = [int(m.group(1)) for ln in text.splitlines()
             if (m := re.match(r"\s*(\d+)[.)]\s", ln))]
     # Numbering must run 1, 2, 3... with no skips or repeats.
@@ -102,8 +102,6 @@ def numbered_list(text: str, n: int | None = None) -> bool:
 
 
 def python_parses(text: str, defines: str | None = None) -> bool:
-    import ast
-    import re
     code = text
     if "```" in text:
         m = re.search(r"```(?:python)?\n(.*?)```", text, re.S)
