@@ -56,7 +56,8 @@ def _report(args: argparse.Namespace) -> int:
         alpha=min((p.get("alpha", 0.05) for p in policies), default=0.05),
         family_size=max((p.get("family_size", 0) for p in policies), default=0),
     )
-    rows = gate.settle([row for record in records for row in results.rows_from_record(record)], policy)
+    rows = gate.settle_improvements(
+        gate.settle([row for record in records for row in results.rows_from_record(record)], policy), policy.alpha)
     rows = results.sort_rows(rows)
     results.write_summary(results_dir, rows, reports.markdown(rows, {"source": str(results_dir)}))
     print("\n".join(reports.text_table(rows)))
@@ -68,11 +69,16 @@ def _prefill(args: argparse.Namespace) -> int:
     from ckptgate import hubdata
     from ckptgate.suites import load_suite
     from scorers.lm_eval_task import LmEvalTaskScorer
+    from scorers.slice_scorer import PerplexityScorer
+    from scorers.suite_scorer import SuiteScorer, only
 
     suite = load_suite(args.suite)
-    scorer = LmEvalTaskScorer(Path(args.datasets).resolve() if args.datasets else None)
-    scorer.check(suite)
-    repos = scorer.hub_repos(suite)
+    datasets = Path(args.datasets).resolve() if args.datasets else None
+    perplexity = PerplexityScorer(datasets)
+    tasks = LmEvalTaskScorer(datasets, other_data=frozenset(perplexity.catalogue))
+    SuiteScorer(tasks, perplexity).check(suite)
+    perplexity.fetch(suite)  # the perplexity slices: only the documents their budgets need
+    repos = tasks.hub_repos(only(suite, "lm_eval"))
     if repos:
         snapshots = hubdata.prefill(repos, suite.dataset_revisions)
         for repo, tasks in sorted(repos.items()):

@@ -55,7 +55,8 @@ if TYPE_CHECKING:
 # 3 points, the drop a GSM8K-sized benchmark resolves at 80% power.
 DEFAULT_DETECT_BINARY = 0.03
 T = TypeVar("T")
-VERDICTS = ("pass", "fail", "inconclusive", "pending", "error", "info")
+VERDICTS = ("pass", "fail", "inconclusive", "pending", "error", "info", "improved", "not_improved")
+IMPROVE = "improve:"  # ``against`` prefix of a superiority test (a stage's goal "improve"), never gating
 DECIDED = ("pass", "fail", "inconclusive", "pending")  # the verdicts of a gating comparison
 
 
@@ -132,6 +133,8 @@ def judge(
         rows = [_threshold(gate, measured, role)] if gate.gating else []
         if role == "candidate":
             rows += [_vs_bridge(gate, measured, score, label, ref, policy) for label, ref in references.bridges]
+            if gate.primary and benchmark.goal == "improve":
+                rows += [c for label, ref in references.bridges if (c := _improvement(gate, measured, score, label, ref, policy))]
             if references.baseline is not None:
                 rows += _vs_baseline(benchmark, gate, measured, score, references, policy)
         checks += rows or [_report_only(gate, measured)]
@@ -157,6 +160,41 @@ def _gold_signal(score: ScoreResult, label: str, ref: ScoreResult, policy: Polic
     signal = MetricGate(key, primary=False)
     return replace(_from_comparison(signal, measured, f"bridge:{label}", comparison, False, policy),
                    note="mean log-probability of the gold answer: explains accuracy movements, never gates")
+
+
+def _improvement(gate: MetricGate, measured: MetricValue, score: ScoreResult, label: str, ref: ScoreResult,
+                 policy: Policy) -> Check | None:
+    """A stage's goal "improve": the one-sided superiority test against the bridge (H0: not
+    better), ``improved`` when it rejects at ``alpha`` (Holm over the run's improvement tests
+    when the run ends, :func:`settle_improvements`). Reported, never gating: GO / NO-GO rests on
+    the non-inferiority comparison beside it. None when the two cannot be paired (that row says why)."""
+    ref_value = ref.metrics.get(gate.key)
+    if measured.value is None or ref_value is None or ref_value.value is None:
+        return None
+    try:
+        comparison = pairing.compare(score.samples, ref.samples, gate.key, value=measured.value,
+                                     reference=ref_value.value, higher_is_better=score.better_is_higher(gate.key),
+                                     margin=0.0)
+    except (pairing.PairingError, KeyError, ValueError):
+        return None
+    p_better = comparison.p_noninferiority  # with margin 0: H0 "D <= 0", i.e. not better
+    return replace(
+        _from_comparison(replace(gate, primary=False), measured, f"{IMPROVE}{label}", comparison, False, policy),
+        verdict="improved" if p_better < policy.alpha else "not_improved", p_value=p_better, p_noninferiority=None,
+        threshold="goal: improve (one-sided superiority test)", material=False, underpowered=False,
+        note="the stage asks this metric to improve on the bridge: reported, never gating",
+    )
+
+
+def settle_improvements(rows: Sequence[T], alpha: float) -> list[T]:
+    """Holm's procedure over the run's improvement tests: ``improved`` only where the adjusted
+    p-value is below ``alpha`` (so the chance that any "improved" is false is at most alpha)."""
+    family = [i for i, row in enumerate(rows) if row.against.startswith(IMPROVE) and row.p_value is not None]  # type: ignore[attr-defined]
+    out = list(rows)
+    for index, p_holm in zip(family, stats.holm([float(rows[i].p_value) for i in family])):  # type: ignore[attr-defined]
+        out[index] = replace(out[index], p_holm=p_holm,  # type: ignore[type-var]
+                             verdict="improved" if p_holm < alpha else "not_improved")
+    return out
 
 
 def _base(gate: MetricGate, measured: MetricValue, against: str, verdict: str, **fields: Any) -> Check:

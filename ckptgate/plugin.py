@@ -27,7 +27,6 @@ from ckptgate.evaluation import Evaluator
 from ckptgate.recordcache import RecordCache
 from ckptgate.runplan import RunPlan, data_scorer, plan_run
 from ckptgate.runstate import RunState
-from scorers.lm_eval_task import suite_task_manager
 
 __all__ = ["BenchmarkRun", "Case"]
 
@@ -109,7 +108,7 @@ def evaluator(pytestconfig: pytest.Config) -> Iterator[Evaluator]:
     cache = None
     if plan.record_cache is not None:
         cache = RecordCache(plan.record_cache, plan.suite, plan.limit, spec.expected_settings(),
-                            local_data=lambda task: scorer.data_digest(task, suite_task_manager(plan.suite)))
+                            local_data=lambda bench: scorer.data_digest(plan.suite, bench))
     yield Evaluator(pool, scorer, plan.suite, plan.limit, cache)
     pool.close(collect=False)  # the session is over: the process exits next
     state.loads.update(pool.loads)

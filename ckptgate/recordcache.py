@@ -63,13 +63,13 @@ class RecordCache:
         suite: Suite,
         limit: int | None,
         backend_settings: dict[str, Any],
-        local_data: Callable[[str], str | None] = lambda task: None,
+        local_data: Callable[[Benchmark], str | None] = lambda benchmark: None,
     ) -> None:
         self.folder = folder
         self.suite = suite
         self.limit = limit
         self.backend_settings = backend_settings
-        self.local_data = local_data  # task -> digest of the local data it reads instead (--datasets)
+        self.local_data = local_data  # benchmark -> digest of the local data it reads instead (--datasets)
 
     def key(self, checkpoint: Checkpoint, benchmark: Benchmark) -> str:
         found = versions()
@@ -85,7 +85,10 @@ class RecordCache:
             "task_files": task_files_digest(self.suite.task_paths),
             "scoring_code": scoring_code_digest(),
             "default_tasks": self.suite.include_default_tasks,
-            "local_data": self.local_data(benchmark.task),
+            "local_data": self.local_data(benchmark),
+            # what else shapes the numbers: the scorer, a subset, the chat template, slice settings
+            "shape": {k: v for k, v in benchmark.to_dict().items()
+                      if k in ("kind", "perplexity", "subset", "chat_template")},
         }
         return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[:32]
 

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ckptgate.gate import VERDICTS, Check, Policy
+from ckptgate.gate import IMPROVE, VERDICTS, Check, Policy
 from ckptgate.results import SummaryRow
 from ckptgate.scores import PERPLEXITY_FAMILY
 
@@ -93,11 +93,13 @@ def _against(row: SummaryRow) -> str:
         return row.threshold
     if not row.against:
         return "report only"
+    if row.against.startswith(IMPROVE):
+        return f"improve on {row.against.removeprefix(IMPROVE)}"  # a stage's goal: reported, never gating
     return row.against.replace(":", " ", 1) + ("" if row.primary else " (secondary)")
 
 
 def _verdict(row: SummaryRow) -> str:
-    return row.verdict.upper() + (" (underpowered)" if row.underpowered and row.verdict == "inconclusive" else "")
+    return row.verdict.upper().replace("_", " ") + (" (underpowered)" if row.underpowered and row.verdict == "inconclusive" else "")
 
 
 def _cells(row: SummaryRow) -> tuple[str, ...]:
@@ -131,8 +133,7 @@ def text_table(rows: Sequence[SummaryRow]) -> list[str]:
 
 def verdict_counts(rows: Sequence[SummaryRow]) -> str:
     counts = Counter(r.verdict for r in rows)
-    text = ", ".join(f"{counts[v]} {v}" for v in ("pass", "fail", "inconclusive", "pending", "error", "info")
-                     if counts[v])
+    text = ", ".join(f"{counts[v]} {v.replace('_', ' ')}" for v in VERDICTS if counts[v])
     weak = sum(r.underpowered and r.verdict == "inconclusive" for r in rows)
     return text + (f"; {weak} comparison(s) underpowered (MDE above the effect to detect)" if weak else "")
 

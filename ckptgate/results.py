@@ -161,6 +161,8 @@ def read_records(results_dir: Path) -> list[dict[str, Any]]:
     """Every complete benchmark record in the store, in a stable order."""
     records = []
     for path in sorted((results_dir / "by_checkpoint").glob("*/*.json")):
+        if not path.with_suffix(".samples.jsonl").is_file():
+            continue  # not a benchmark record (a staged evaluation's tier summary, say)
         records.append(json.loads(path.read_text(encoding="utf-8")))
     return records
 

@@ -26,6 +26,8 @@ from ckptgate.options import DEMO, DEMO_ALL
 from ckptgate.suites import Suite, load_suite
 from scorers.lm_eval_task import LmEvalTaskScorer
 from scorers.packaged_data import PACKAGED
+from scorers.slice_scorer import PerplexityScorer
+from scorers.suite_scorer import SuiteScorer, only
 
 
 @dataclass
@@ -127,7 +129,7 @@ def plan_run(opt: Any, *, workers: int = 1, collect_only: bool = False,
     backend = resolve_backend(opt.ckptgate_backend, gpus.device)
     suite = load_suite(opt.ckptgate_suite, margins=opt.ckptgate_margins)
     baseline = _check_baseline(opt.ckptgate_baseline, update=opt.ckptgate_update_baselines)
-    bridges = bridges or ([suite.bridge] if suite.bridge else [])
+    bridges = bridges or ([_suite_bridge(suite)] if suite.bridge else [])
     if not (opt.ckptgate_report_only or opt.ckptgate_update_baselines or bridges or baseline):
         _require_references(suite)
     datasets = _datasets_dir(opt.ckptgate_datasets)
@@ -172,6 +174,15 @@ def plan_run(opt: Any, *, workers: int = 1, collect_only: bool = False,
     )
 
 
+def _suite_bridge(suite: Suite) -> str:
+    """The suite's bridge, refused clearly when it names an environment variable that is not set."""
+    assert suite.bridge is not None
+    if "$" in suite.bridge:
+        raise CkptgateError(f"suite {suite.name!r}: its bridge {suite.bridge} names an environment variable that "
+                            "is not set: set it, or give the bridge checkpoint with --bridge PATH")
+    return suite.bridge
+
+
 def _require_references(suite: Suite) -> None:
     """A gate run must hold every primary metric against something: a threshold, a bridge or a
     baseline. Without one the run would report numbers and exit 0, which reads as a pass."""
@@ -185,15 +196,20 @@ def _require_references(suite: Suite) -> None:
         )
 
 
-def data_scorer(suite: Suite, datasets: Path | None) -> tuple[LmEvalTaskScorer, dict[str, list[str]]]:
-    """This process's scorer, reading local data (--datasets) and the prefetched hub snapshots,
-    and the hub datasets it lacks (repo -> tasks reading it; a pip package's copy counts as
-    there). Sets the HF offline switches: a gate run never downloads."""
-    needed = LmEvalTaskScorer(datasets).hub_repos(suite)
+def data_scorer(suite: Suite, datasets: Path | None) -> tuple[SuiteScorer, dict[str, list[str]]]:
+    """This process's scorer, reading local data (--datasets), the prefetched hub snapshots and
+    the fetched perplexity slices, and the data it lacks (hub repo or slice -> the tasks or
+    benchmarks reading it; a pip package's copy counts as there). Sets the HF offline switches:
+    a gate run never downloads."""
+    perplexity = PerplexityScorer(datasets)
+    slice_names = frozenset(perplexity.catalogue)
+    tasks = only(suite, "lm_eval")
+    needed = LmEvalTaskScorer(datasets, other_data=slice_names).hub_repos(tasks)
     snapshots, missing = hubdata.available(hubdata.load_manifest(), needed)
     hubdata.go_offline()
     lacking = {repo: needed[repo] for repo in missing if repo not in PACKAGED}
-    return LmEvalTaskScorer(datasets, snapshots), lacking
+    lacking |= perplexity.missing(suite)
+    return SuiteScorer(LmEvalTaskScorer(datasets, snapshots, other_data=slice_names), perplexity), lacking
 
 
 def _require_fetched(suite: Suite, missing: dict[str, list[str]]) -> None:
@@ -202,7 +218,7 @@ def _require_fetched(suite: Suite, missing: dict[str, list[str]]) -> None:
     if missing:
         lines = [f"  {repo} (read by {names_text(tasks)})" for repo, tasks in missing.items()]
         raise CkptgateError(
-            f"suite {suite.name!r} reads hub datasets not fetched on this machine (a gate run never downloads):\n"
+            f"suite {suite.name!r} reads hub data not fetched on this machine (a gate run never downloads):\n"
             + "\n".join(lines)
             + f"\nfetch them once where the hub is reachable: ckptgate prefill --suite {suite.name} "
             f"(manifest: {hubdata.manifest_path()}; snapshots in the Hugging Face cache), "

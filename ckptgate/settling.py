@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ckptgate import exitcodes, gate, reports, results, scheduling
+from ckptgate import exitcodes, gate, reports, results, scheduling, stage_outputs
 from ckptgate.baseline_update import measured_from_record, update_baseline
 from ckptgate.runstate import RunState
 
@@ -40,7 +40,7 @@ def finish(state: RunState, exitstatus: int | pytest.ExitCode) -> int | pytest.E
     """Settle the run on the controller; returns the session's exit status."""
     plan = state.plan
     policy = gate.Policy(alpha=plan.alpha, family_size=state.family_size or 0)
-    settled = gate.settle(state.rows, policy)
+    settled = gate.settle_improvements(gate.settle(state.rows, policy), plan.alpha)
     state.late_failures = [new for old, new in zip(state.rows, settled) if old.verdict == "pending" and new.verdict == "fail"]
     state.rows = settled
     state.verdict = gate.run_verdict(settled) if settled else None
@@ -55,6 +55,10 @@ def finish(state: RunState, exitstatus: int | pytest.ExitCode) -> int | pytest.E
     if state.rows:
         rows = results.sort_rows(state.rows)
         results.settle_records(plan.results_dir, rows)
+        missing = stage_outputs.write(plan.results_dir, plan.suite, rows)
+        state.problems.extend(missing)
+        if missing and exitstatus == pytest.ExitCode.OK:
+            exitstatus = pytest.ExitCode.TESTS_FAILED
         results.write_summary(plan.results_dir, rows, reports.markdown(rows, state.run_metadata()))
     return exitstatus
 

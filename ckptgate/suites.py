@@ -9,7 +9,9 @@ benchmarks for it and over the checkpoints.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import difflib
+import os
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Self
 
@@ -22,6 +24,9 @@ from ckptgate.yamlfile import ID, Flag, Invalid, LineDict, Message, Model, Numbe
 
 EVALTESTS_DIR = evaltests_dir()
 SUITES_DIR = EVALTESTS_DIR / "suites"
+KINDS = ("lm_eval", "perplexity")  # what scores a benchmark: an lm-eval task, a perplexity slice
+GOALS = ("keep", "improve")  # what a staged evaluation asks of a benchmark against its bridge
+TIERS = ("tier2", "tier3", "tier4")  # a staged evaluation's tiers: perplexity, choice tasks, SFT probes
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,17 @@ class MetricGate:
 
 
 @dataclass(frozen=True)
+class PerplexitySettings:
+    """How a perplexity slice is scored: ``target_tokens`` of whole documents (of the model's own
+    tokenizer), windows of ``seq_len`` tokens advancing by ``stride`` (each scored token has at
+    least ``seq_len - stride`` tokens of context at a window boundary)."""
+
+    seq_len: int
+    stride: int
+    target_tokens: int
+
+
+@dataclass(frozen=True)
 class Benchmark:
     """A benchmark of a suite: an lm-eval task at a given few-shot count, and its gates."""
 
@@ -92,10 +108,23 @@ class Benchmark:
     # Prompts rendered with the checkpoint's chat template (lm-eval's --apply_chat_template,
     # few-shot examples as turns): for instruction-tuned checkpoints, which are used that way.
     chat_template: bool = False
+    # What scores it: an lm-eval task ("lm_eval"), or a perplexity slice ("perplexity": ``task``
+    # names the slice, ``perplexity`` how it is scored).
+    kind: str = "lm_eval"
+    perplexity: PerplexitySettings | None = None
+    # A staged evaluation's tier (tier2, tier3, tier4) and what the stage asks of it: "keep" (not
+    # worse than the bridge: the gate's non-inferiority test) or "improve" (also a one-sided
+    # superiority test against the bridge, reported per stage, never deciding GO / NO-GO).
+    tier: str | None = None
+    goal: str = "keep"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "kind": self.kind,
+            "perplexity": None if self.perplexity is None else asdict(self.perplexity),
+            "tier": self.tier,
+            "goal": self.goal,
             "opt_in": self.opt_in,
             "subset": self.subset,
             "chat_template": self.chat_template,
@@ -150,7 +179,7 @@ def load_suite(name_or_path: str, margins: str | Path | None = None) -> Suite:
     ``margins:`` file applied over its metrics' margins."""
     path = resolve_suite_path(name_or_path)
     spec, data = load_model(path, _SuiteFile, SuiteError, context={"folder": path.parent})
-    benchmarks = tuple(bench.benchmark() for bench in spec.benchmarks)
+    benchmarks = spec.all_benchmarks()
     margins_file = _margins_file(path, data, margins)
     if margins_file is not None:
         benchmarks = apply_file(benchmarks, margins_file)
@@ -187,6 +216,13 @@ def _margins_file(path: Path, data: LineDict, option: str | Path | None) -> Path
 # --- the file's schema ------------------------------------------------------------------------
 
 
+def _parse_margin(raw: Any) -> Margin:
+    try:
+        return Margin.parse(raw, "")
+    except SuiteError as exc:  # Margin.parse names the place first; the key's line replaces it
+        raise Invalid(str(exc).removeprefix(": ")) from None
+
+
 class _MetricSpec(Model):
     what: ClassVar[str | None] = "a metric"
     not_a_mapping: ClassVar[str] = "each metric must be a mapping with 'key', got {value!r}"
@@ -204,10 +240,7 @@ class _MetricSpec(Model):
     @field_validator("margin", mode="plain")
     @classmethod
     def _margin(cls, raw: Any) -> Margin:
-        try:
-            return Margin.parse(raw, "")
-        except SuiteError as exc:  # Margin.parse names the place first; the key's line replaces it
-            raise Invalid(str(exc).removeprefix(": ")) from None
+        return _parse_margin(raw)
 
     @model_validator(mode="after")
     def _margin_known(self) -> Self:
@@ -227,6 +260,11 @@ def _fewshot(count: Any) -> bool:
     return count is None or isinstance(count, int) and count >= 0  # (a bool passes: True is an int)
 
 
+Fewshot = Annotated[Any, rule(_fewshot), Message("num_fewshot must be an integer >= 0")]
+SubsetSize = Annotated[int | None, rule(lambda n: n is None or (type(n) is int and n >= 1)),
+                       Message("subset must be a positive number of documents, got {value!r}")]
+
+
 class _BenchmarkSpec(Model):
     what: ClassVar[str | None] = "benchmark {id!r}"
     not_a_mapping: ClassVar[str] = "each benchmark must be a mapping, got {value!r}"
@@ -235,16 +273,29 @@ class _BenchmarkSpec(Model):
     task: Text
     metrics: Annotated[list[_MetricSpec], rule(bool), Message("metrics must be a non-empty list")]
     test: Text = ""  # default (absent): the id
-    num_fewshot: Annotated[Any, rule(_fewshot), Message("num_fewshot must be an integer >= 0")] = None
+    num_fewshot: Fewshot = None
     gen_kwargs: Annotated[dict[Any, Any], Message("gen_kwargs must be a mapping")] = {}
     tags: Annotated[list[str], rule(lambda tags: all(t.isidentifier() for t in tags)),
                     Message("tags must be a list of identifiers")] = []
     description: Text = ""
     gold_logprob: Flag = False
     opt_in: Flag = False
-    subset: Annotated[int | None, rule(lambda n: n is None or (type(n) is int and n >= 1)),
-                      Message("subset must be a positive number of documents, got {value!r}")] = None
+    subset: SubsetSize = None
     chat_template: Flag = False
+    kind: Annotated[str, rule(lambda kind: kind in KINDS), Message(
+        "kind must be one of " + ", ".join(KINDS) + ", got {value!r}")] = "lm_eval"
+    perplexity: _PerplexitySpec | None = None
+    tier: Annotated[str | None, rule(lambda tier: tier is None or tier in TIERS), Message(
+        "tier must be one of " + ", ".join(TIERS) + ", got {value!r}")] = None
+    goal: Annotated[str, rule(lambda goal: goal in GOALS), Message(
+        "goal must be 'keep' (not worse than the bridge) or 'improve' (shown better), got {value!r}")] = "keep"
+
+    @model_validator(mode="after")
+    def _kind_settings(self) -> Self:
+        if (self.kind == "perplexity") != (self.perplexity is not None):
+            raise Invalid("a benchmark of kind 'perplexity' (and only one) gives its `perplexity:` settings "
+                          "(seq_len, stride, target_tokens); its task names the slice", "kind")
+        return self
 
     def benchmark(self) -> Benchmark:
         return Benchmark(**{
@@ -252,15 +303,143 @@ class _BenchmarkSpec(Model):
             "test": self.test if "test" in self.model_fields_set else self.id,
             "metrics": tuple(metric.gate() for metric in self.metrics),
             "tags": tuple(self.tags),
+            "perplexity": None if self.perplexity is None else self.perplexity.settings(),
         })
+
+
+Positive = Annotated[int, rule(lambda n: type(n) is int and n >= 1), Message("{name} must be a positive integer, got {value!r}")]
+
+
+class _PerplexitySpec(Model):
+    what: ClassVar[str | None] = "perplexity settings"
+
+    seq_len: Annotated[int, rule(lambda n: type(n) is int and n >= 2),
+                       Message("seq_len must be an integer >= 2 (tokens per window), got {value!r}")]
+    stride: Positive | None = None  # default: half of seq_len
+    target_tokens: Positive = 5_000_000
+
+    @model_validator(mode="after")
+    def _stride_fits(self) -> Self:
+        if self.stride is not None and not self.stride < self.seq_len:
+            raise Invalid(f"stride must be below seq_len ({self.seq_len}), got {self.stride}: each window keeps "
+                          "seq_len - stride tokens of context", "stride")
+        return self
+
+    def settings(self) -> PerplexitySettings:
+        return PerplexitySettings(self.seq_len, self.stride or self.seq_len // 2, self.target_tokens)
+
+
+# --- stage tiers: a staged pretraining evaluation's benchmarks, written compactly -------------
+
+
+class _Tier(Model):
+    """What every tier has: its goal, and the items that must improve when the rest keep."""
+
+    goal: Annotated[str, rule(lambda goal: goal in GOALS), Message(
+        "goal must be 'keep' (not worse than the bridge) or 'improve' (shown better), got {value!r}")] = "keep"
+    improve: Annotated[list[str], Message("improve lists this tier's items that must improve")] = []
+    margin: Margin | None = None  # the primary metric's (default: its kind's)
+
+    @field_validator("margin", mode="plain")
+    @classmethod
+    def _margin(cls, raw: Any) -> Margin:
+        return _parse_margin(raw)
+
+    def items(self) -> list[str]:
+        raise NotImplementedError
+
+    @model_validator(mode="after")
+    def _improve_known(self) -> Self:
+        items = self.items()
+        for index, name in enumerate(self.improve):
+            if name not in items:
+                raise Invalid(f"improve names {name!r}, which this tier does not list{did_you_mean(name, items)}",
+                              "improve", index)
+        return self
+
+    def goal_of(self, item: str) -> str:
+        return "improve" if item in self.improve else self.goal
+
+    def primary(self, key: str) -> dict[str, Any]:
+        return {"key": key, "primary": True} | ({} if self.margin is None else {"margin": self.margin.text()})
+
+
+class _Tier2(_Tier, _PerplexitySpec):
+    what: ClassVar[str | None] = "tier2 (perplexity slices)"
+
+    slices: Annotated[list[str], rule(bool), Message("slices must be a non-empty list of slice ids")]
+
+    def items(self) -> list[str]:
+        return self.slices
+
+    def benchmarks(self) -> list[dict[str, Any]]:
+        settings = {"seq_len": self.seq_len, "stride": self.stride, "target_tokens": self.target_tokens}
+        return [{"id": f"tier2_{name}", "test": "tier2_ppl", "task": name, "kind": "perplexity",
+                 "perplexity": {k: v for k, v in settings.items() if v is not None}, "tier": "tier2",
+                 "goal": self.goal_of(name), "tags": ["tier2", "perplexity"],
+                 "metrics": [self.primary("bits_per_byte,none"), {"key": "token_perplexity,none"}]}
+                for name in self.slices]
+
+
+class _Tier3(_Tier):
+    what: ClassVar[str | None] = "tier3 (choice tasks)"
+
+    tasks: Annotated[list[str], rule(bool), Message("tasks must be a non-empty list of lm-eval task names")]
+    subset: SubsetSize = None  # documents per task (a deterministic subset by the run's seed)
+    num_fewshot: Fewshot = 0
+    # tasks whose lm-eval definition reports acc only (no length-normalised acc_norm)
+    acc_only: Annotated[list[str], Message("acc_only lists tasks that report acc only")] = []
+
+    def items(self) -> list[str]:
+        return self.tasks
+
+    def benchmarks(self) -> list[dict[str, Any]]:
+        return [{"id": f"tier3_{name}", "test": "tier3_cf", "task": name, "subset": self.subset,
+                 "num_fewshot": self.num_fewshot, "tier": "tier3", "goal": self.goal_of(name),
+                 "tags": ["tier3", "loglikelihood"],
+                 "metrics": [self.primary("acc,none")] + ([] if name in self.acc_only else [{"key": "acc_norm,none"}])}
+                for name in self.tasks]
+
+
+class _Tier4(_Tier):
+    what: ClassVar[str | None] = "tier4 (SFT-native probes)"
+
+    probes: Annotated[list[str], rule(bool), Message("probes must be a non-empty list of probe sets")]
+
+    def items(self) -> list[str]:
+        return self.probes
+
+    def benchmarks(self) -> list[dict[str, Any]]:
+        return [{"id": f"tier4_{name}", "test": "tier4_sft_native", "task": name, "chat_template": True,
+                 "num_fewshot": 0, "tier": "tier4", "goal": self.goal_of(name), "tags": ["tier4", "generation"],
+                 "metrics": [{"margin": 0.1} | self.primary("all_checks_pass,none"),
+                             {"key": "instruction_match,none"}, {"key": "chat_clean,none"}]}
+                for name in self.probes]
+
+
+class _Tiers(Model):
+    what: ClassVar[str | None] = "tiers"
+
+    tier2: _Tier2 | None = None
+    tier3: _Tier3 | None = None
+    tier4: _Tier4 | None = None
+
+    def benchmarks(self) -> list[dict[str, Any]]:
+        return [bench for tier in (self.tier2, self.tier3, self.tier4) if tier is not None for bench in tier.benchmarks()]
+
+
+def did_you_mean(name: str, known: Any) -> str:
+    close = difflib.get_close_matches(name, list(known), n=3)
+    return f"; did you mean {', '.join(map(repr, close))}?" if close else ""
 
 
 class _SuiteFile(Model):
     what: ClassVar[str | None] = "the suite"
 
     name: Text
-    benchmarks: Annotated[list[_BenchmarkSpec], rule(bool, "the suite lists no benchmarks"),
-                          Message("'benchmarks' must be a list")]
+    benchmarks: Annotated[list[_BenchmarkSpec], Message("'benchmarks' must be a list")] = []
+    # a staged evaluation's tiers, each compiled into benchmarks like those listed above
+    tiers: _Tiers | None = None
     description: Text = ""
     task_paths: Annotated[list[Any], Message("'task_paths' must be a list")] = []  # resolved, see below
     include_default_tasks: Flag = True
@@ -286,16 +465,31 @@ class _SuiteFile(Model):
     @classmethod
     def _bridge_path(cls, raw: str | None, info: ValidationInfo) -> str | None:
         """The stage's bridge checkpoint (e.g. the previous stage's last step), relative to the suite
-        file; ``demo`` names the demo bridge. Checked like any --bridge when the run starts."""
+        file, with ``~`` and environment variables ($SCRATCH) expanded; ``demo`` names the demo
+        bridge. Checked like any --bridge when the run starts."""
         if raw is None or raw == "demo":
             return raw
-        return str((info.context["folder"] / raw).expanduser().resolve())
+        expanded = os.path.expandvars(raw)
+        if "$" in expanded:  # an unset variable: an error only when the run uses it (no --bridge)
+            return expanded
+        return str((info.context["folder"] / expanded).expanduser().resolve())
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Self:
+        if not self.benchmarks and self.tiers is None:
+            raise Invalid("the suite lists no benchmarks (and no tiers)")
         seen: set[str] = set()
         for index, bench in enumerate(self.benchmarks):
             if bench.id in seen:
                 raise Invalid(f"benchmark id {bench.id!r} appears twice", "benchmarks", index, "id")
             seen.add(bench.id)
+        clashes = seen & {spec["id"] for spec in (self.tiers.benchmarks() if self.tiers else [])}
+        if clashes:
+            raise Invalid(f"benchmark id(s) {', '.join(sorted(clashes))} are also made by the tiers", "tiers")
         return self
+
+    def all_benchmarks(self) -> tuple[Benchmark, ...]:
+        """The listed benchmarks, then the tiers' (valid by construction: their fields were
+        checked as the tiers' own)."""
+        compiled = [_BenchmarkSpec.model_validate(spec) for spec in (self.tiers.benchmarks() if self.tiers else [])]
+        return tuple(bench.benchmark() for bench in [*self.benchmarks, *compiled])

@@ -3,6 +3,7 @@ pydantic models, so that every error names the file and line it is about."""
 
 from __future__ import annotations
 
+import difflib
 import re
 import typing
 from collections.abc import Callable
@@ -226,7 +227,9 @@ def _message(model: type[Model], data: LineDict, loc: tuple[Any, ...], err: Any,
         model, node, name, key = inner, value, key, None
     what = name if model.what is None else model.what.format_map(_Unknown(node))
     if err["type"] in ("extra_forbidden", "invalid_key"):
-        return f"unknown key {key!r} in {what}; allowed keys: {', '.join(sorted(model.model_fields))}"
+        close = difflib.get_close_matches(str(key), list(model.model_fields), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"unknown key {key!r} in {what}{hint} (allowed keys: {', '.join(sorted(model.model_fields))})"
     if err["type"] == "missing":
         return f"{what} is missing {', '.join(missing)}"
     if key is None:

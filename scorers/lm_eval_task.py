@@ -62,14 +62,16 @@ class LmEvalTaskScorer:
     tasks reading one read its snapshot folder, and record its revision and hash.
     """
 
-    def __init__(self, datasets: Path | None = None, snapshots: dict[str, Snapshot] | None = None) -> None:
+    def __init__(self, datasets: Path | None = None, snapshots: dict[str, Snapshot] | None = None,
+                 other_data: frozenset[str] = frozenset()) -> None:
         self.datasets = datasets
         self.snapshots = snapshots or {}
+        self.other_data = other_data  # --datasets folders that belong to other scorers (perplexity slices)
 
     def check(self, suite: Suite) -> None:
         known = set(suite_task_manager(suite).all_tasks)
         if self.datasets is not None:
-            _local_overrides(suite_task_manager(suite), self.datasets)  # every local data folder names a task
+            _local_overrides(suite_task_manager(suite), self.datasets, self.other_data)  # every local data folder names a task
         for bench in suite.benchmarks:
             if bench.task not in known:
                 close = difflib.get_close_matches(bench.task, known, n=3)
@@ -122,7 +124,7 @@ class LmEvalTaskScorer:
                 elif files:
                     configs[leaf] = _override(base, leaf, **_dataset_override(files))
         if self.datasets is not None:
-            configs |= _local_overrides(base, self.datasets)
+            configs |= _local_overrides(base, self.datasets, self.other_data)
         if not configs:
             return base
         return task_manager(suite.task_paths + (_override_dir(configs),), suite.include_default_tasks)
@@ -349,10 +351,11 @@ def _prepare(manager: TaskManager, bench: Benchmark, local: LocalData | None = N
     return _Prepared(bench, task, dict(loaded["tasks"]), gen_kwargs, dataset, hub, subset)
 
 
-def _local_overrides(base: TaskManager, datasets: Path) -> dict[str, dict[str, Any]]:
-    """One task config per local data folder, reading the folder's split files."""
+def _local_overrides(base: TaskManager, datasets: Path, skip: frozenset[str] = frozenset()) -> dict[str, dict[str, Any]]:
+    """One task config per local data folder (except those named in ``skip``), reading the
+    folder's split files."""
     configs = {}
-    for folder in sorted(p for p in datasets.iterdir() if p.is_dir()):
+    for folder in sorted(p for p in datasets.iterdir() if p.is_dir() and p.name not in skip):
         entry = base.task_index.get(folder.name)
         if entry is None or entry.yaml_path is None or folder.name in base.all_groups:
             raise SuiteError(f"{folder}: local data folders are named after lm-eval tasks defined by a YAML "
