@@ -84,7 +84,9 @@ class PerplexityScorer:
         fetched = slices.load(self.slice_for(suite, bench), self.datasets)
         tokenizer = lm.tokenizer
         packed = load_or_pack(
-            cache_root() / "packed-slices", {"slice": fetched.slice.id, "documents_sha256": fetched.record["sha256"]},
+            cache_root() / "packed-slices",
+            {"slice": fetched.slice.id, "documents_sha256": fetched.record["sha256"],
+             "revision": fetched.record.get("revision")},  # recorded in the entry's manifest
             lambda: (Document(doc_id, text) for doc_id, text in fetched.documents), tokenizer,
             target_tokens=settings.target_tokens,
         )

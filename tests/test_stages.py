@@ -200,3 +200,48 @@ def test_a_tier_whose_benchmark_failed_has_no_output_and_the_run_says_so(demo_ro
     assert "longer than the model's context (512 tokens)" in proc.stdout
     assert "step_0800: tier2_ppl.json not written: no result for tier2_general_web" in proc.stdout
     assert not (tmp_path / "out" / "by_checkpoint" / "step_0800" / "tier2_ppl.json").exists()
+
+
+# --------------------------------------------------------------------------- prefill and --limit
+
+
+def test_prefill_fetches_a_stages_slices_once_and_the_gate_then_reads_them_offline(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from ckptgate import cli, slices
+    from ckptgate.runplan import data_scorer
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    streamed: list[tuple[str, dict[str, object]]] = []
+
+    def stream(repo: str, **kwargs: object):  # type: ignore[no-untyped-def]
+        streamed.append((repo, kwargs))
+        return iter([{"text": f"document {i} " + "words " * 20} for i in range(1000)])
+
+    monkeypatch.setattr(slices, "_hub_stream", lambda: stream)
+    monkeypatch.setattr(slices, "_hub_commit", lambda repo, revision: "ab" * 20)
+    suite_file = _stage_file(tmp_path, "  tier2: {slices: [general_web, wiki_en_20231101], seq_len: 64, target_tokens: 100}\n")
+    assert data_scorer(load_suite(str(suite_file)), None)[1]  # nothing fetched yet: both missing
+    assert cli.main(["prefill", "--suite", str(suite_file)]) == 0
+    assert [repo for repo, _ in streamed] == ["allenai/c4", "wikimedia/wikipedia"]
+    assert streamed[0][1]["revision"] == "ab" * 20 and streamed[0][1]["streaming"] is True
+    assert data_scorer(load_suite(str(suite_file)), None)[1] == {}  # the gate finds them
+    fetched = slices.load(slices.load_catalogue()["general_web"])
+    assert fetched.record["revision"] == "ab" * 20
+    assert sum(len(text.encode()) for _, text in fetched.documents) >= 100 * slices.BYTES_PER_TOKEN_BOUND
+    assert cli.main(["prefill", "--suite", str(suite_file)]) == 0
+    assert len(streamed) == 2  # already fetched: not streamed again
+    assert "already fetched" in capsys.readouterr().out
+
+
+def test_limit_scores_the_first_documents_of_the_packed_slice() -> None:
+    import torch
+
+    from scorers.perplexity import PackedSlice
+    from scorers.slice_scorer import head
+
+    packed = PackedSlice(torch.arange(10, dtype=torch.int32), torch.tensor([0, 3, 7, 10]), ["0", "1", "2"], [5, 6, 7],
+                         {"n_docs": 3, "n_tokens": 10})
+    first = head(packed, 2)
+    assert first.doc_ids == ["0", "1"] and first.doc_bytes == [5, 6]
+    assert first.doc_tokens(1) == [3, 4, 5, 6] and first.manifest["n_tokens"] == 7 and first.manifest["limited_to_docs"] == 2
+    assert head(packed, 5) is packed
