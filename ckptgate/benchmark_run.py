@@ -76,7 +76,7 @@ def _evaluate(state: RunState, evaluator: Evaluator, case: Case, planned: Callab
         checks = gate.report_only(checks)
     record = records.build(plan, ckpt, bench, scored, checks, policy, [label for label, _ in refs], state.worker)
     path = results.write_benchmark(plan.results_dir, ckpt.label, bench.id, record, score.samples)
-    _add_rows(state, ckpt, bench, checks)
+    _add_rows(state, ckpt, bench, checks, cached=scored.cached)
     records.warn_if_truncated(ckpt, bench, score)
     return BenchmarkRun(case=case, checks=checks, policy=policy, record_path=path)
 
@@ -87,6 +87,8 @@ def _run_settings(plan: RunPlan, bench: Benchmark, scored: Scored) -> dict[str, 
     return {"task": bench.task, **run_settings(config, scored.settings)}
 
 
-def _add_rows(state: RunState, ckpt: Checkpoint, bench: Benchmark, checks: list[gate.Check]) -> None:
-    context = results.row_context(ckpt.to_dict(), bench.to_dict(), state.plan.limit)
+def _add_rows(state: RunState, ckpt: Checkpoint, bench: Benchmark, checks: list[gate.Check], *,
+              cached: bool = False) -> None:
+    context = results.row_context(ckpt.to_dict(), bench.to_dict(), state.plan.limit, run_id=state.plan.run_id,
+                                  cached=cached)
     state.rows.extend(results.SummaryRow.from_check(c.to_dict(), **context) for c in checks)

@@ -65,6 +65,24 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _history(args: argparse.Namespace) -> int:
+    import json
+
+    from ckptgate import history
+
+    results_dir = Path(args.results_dir).resolve()
+    if not history.db_path(results_dir).is_file():
+        raise CkptgateError(f"{results_dir}: no {history.DB_NAME} (no run has finished with this results folder)")
+    rows = history.query(results_dir, checkpoint=args.checkpoint, benchmark=args.benchmark, metric=args.metric,
+                         since=args.since, until=args.until, primary_only=args.primary)
+    if args.json:
+        print("\n".join(json.dumps(row) for row in rows))
+    else:
+        print("\n".join(history.table(rows)))
+        print(f"{len(rows)} row(s) from {len({row['run_id'] for row in rows})} run(s) in {history.db_path(results_dir)}")
+    return 0
+
+
 def _prefill(args: argparse.Namespace) -> int:
     from ckptgate import hubdata
     from ckptgate.suites import load_suite
@@ -138,6 +156,16 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="rebuild eval_summary.csv and summary.md")
     report.add_argument("--results-dir", default="results", help="results folder (default: results/)")
     report.set_defaults(func=_report)
+    hist = sub.add_parser("history", help="every run's results in a results folder (its history.sqlite), as a table")
+    hist.add_argument("--results-dir", default="results", help="results folder (default: results/)")
+    hist.add_argument("--checkpoint", help="only this checkpoint label (e.g. step_0800)")
+    hist.add_argument("--benchmark", help="only this benchmark id")
+    hist.add_argument("--metric", help="only this metric ('acc' or 'acc,none')")
+    hist.add_argument("--since", help="only runs started on or after this date (2026-12-01 or 2026-12-01T08:00)")
+    hist.add_argument("--until", help="only runs started on or before this date")
+    hist.add_argument("--primary", action="store_true", help="only primary metrics")
+    hist.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    hist.set_defaults(func=_history)
     prefill = sub.add_parser("prefill", help="fetch every hub dataset a suite reads (where the hub is reachable)")
     prefill.add_argument("--suite", required=True, help="suite name or YAML path")
     prefill.add_argument("--model", help="also fetch this hub model's config and tokenizer (or check a local checkpoint)")

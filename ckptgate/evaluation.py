@@ -6,15 +6,18 @@ benchmarks this process will run (the checkpoint's tests are kept on one worker)
 then takes its own result. If that shared pass fails, every benchmark is scored on its own, so
 each error lands on the test of the benchmark that caused it.
 
-Reference (bridge) checkpoints go through a :class:`~ckptgate.recordcache.RecordCache`: the
-first process that needs a bridge's records scores them (all planned benchmarks at once) under
-a lock while the others wait, and every later request, in this run or the next, reads them.
+Every result goes through a :class:`~ckptgate.recordcache.RecordCache` (unless it is off): a
+benchmark already scored with the same checkpoint and settings is read, not scored, and a
+checkpoint whose every planned result is there is never loaded. The first process that needs a
+bridge's records scores them (all planned benchmarks at once) under a lock while the others
+wait, and every later request, in this run or the next, reads them.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
+from contextlib import nullcontext
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,37 +56,42 @@ class Evaluator:
 
     def score(self, checkpoint: Checkpoint, benchmark: Benchmark, planned: Planned) -> Scored:
         """``benchmark``'s result on ``checkpoint``; ``planned()`` lists all the benchmarks this
-        process will run on it, scored together on the checkpoint's first request."""
+        process will run on it: those the record cache lacks are scored together on the
+        checkpoint's first request (a checkpoint whose every result is cached is never loaded)."""
         if self._label != checkpoint.label:
             self._label = checkpoint.label
-            self._pending = self._score_together(checkpoint, _with(planned(), benchmark))
+            self._pending = self._through_cache(checkpoint, _with(planned(), benchmark), lock=False)
         scored = self._pending.pop(benchmark.id, None)
-        return scored if scored is not None else self._score_alone(checkpoint, benchmark)
+        return scored if scored is not None else self._alone(checkpoint, benchmark)
 
     def reference(self, checkpoint: Checkpoint, benchmark: Benchmark, planned: Planned) -> Scored:
         """A reference checkpoint's result: kept in memory for the run, read from the record
         cache, or scored now (all planned benchmarks at once) and cached."""
         key = (checkpoint.label, benchmark.id)
         if key not in self._references:
-            self._references.update(self._load_references(checkpoint, _with(planned(), benchmark)))
+            found = self._through_cache(checkpoint, _with(planned(), benchmark), lock=True)
+            self._references.update({(checkpoint.label, bid): scored for bid, scored in found.items()})
         if key not in self._references:  # the shared pass failed: score it alone, errors and all
-            scored = self._references[key] = self._score_alone(checkpoint, benchmark)
-            if self.cache is not None:
-                self.cache.put(checkpoint, benchmark, scored.result)
+            self._references[key] = self._alone(checkpoint, benchmark)
         return self._references[key]
 
-    def _load_references(self, checkpoint: Checkpoint, benchmarks: list[Benchmark]) -> dict[tuple[str, str], Scored]:
+    def _through_cache(self, checkpoint: Checkpoint, benchmarks: list[Benchmark], *, lock: bool) -> dict[str, Scored]:
+        """Each benchmark's result from the record cache, the missing ones scored together and
+        cached. ``lock``: another process may need the same results (a bridge, needed by every
+        worker): take the checkpoint's lock, so one scores while the others wait and then read."""
         if self.cache is None:
-            return {(checkpoint.label, bid): s for bid, s in self._score_together(checkpoint, benchmarks).items()}
+            return self._score_together(checkpoint, benchmarks)
         found = {b.id: self._cached(checkpoint, b) for b in benchmarks}
-        if any(hit is None for hit in found.values()):
-            with self.cache.lock(checkpoint):  # another worker may be scoring it: wait, then re-read
+        if all(hit is not None for hit in found.values()):
+            return {bid: s for bid, s in found.items() if s is not None}
+        with self.cache.lock(checkpoint) if lock else nullcontext():
+            if lock:  # another worker may have scored them while this one waited: read again
                 found = {b.id: self._cached(checkpoint, b) for b in benchmarks}
-                missing = [b for b in benchmarks if found[b.id] is None]
-                for bid, scored in self._score_together(checkpoint, missing).items():
-                    self.cache.put(checkpoint, next(b for b in missing if b.id == bid), scored.result)
-                    found[bid] = scored
-        return {(checkpoint.label, bid): s for bid, s in found.items() if s is not None}
+            missing = [b for b in benchmarks if found[b.id] is None]
+            for bid, scored in self._score_together(checkpoint, missing).items():
+                self.cache.put(checkpoint, next(b for b in missing if b.id == bid), scored.result)
+                found[bid] = scored
+        return {bid: s for bid, s in found.items() if s is not None}
 
     def _cached(self, checkpoint: Checkpoint, benchmark: Benchmark) -> Scored | None:
         assert self.cache is not None
@@ -91,6 +99,12 @@ class Evaluator:
         if result is None:
             return None
         return Scored(result, self.cache.backend_settings, 0.0, 0.0, (benchmark.id,), cached=True)
+
+    def _alone(self, checkpoint: Checkpoint, benchmark: Benchmark) -> Scored:
+        scored = self._score_alone(checkpoint, benchmark)
+        if self.cache is not None:
+            self.cache.put(checkpoint, benchmark, scored.result)
+        return scored
 
     def _score_together(self, checkpoint: Checkpoint, benchmarks: list[Benchmark]) -> dict[str, Scored]:
         if not benchmarks:

@@ -13,6 +13,7 @@ from ckptgate.backends import BACKENDS
 
 DEMO = "demo"
 DEMO_ALL = "demo:all"
+ALL = "all"  # --refresh without a benchmark: every benchmark
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -146,6 +147,18 @@ def add_options(parser: pytest.Parser) -> None:
         default=None,
         dest="ckptgate_record_cache",
         metavar="DIR",
-        help="where bridge checkpoints' scored records are cached by fingerprint "
-        "(default: ~/.cache/ckptgate/records; 'none' scores bridges afresh every run).",
+        help="where scored records are cached, keyed by checkpoint fingerprint and everything that shapes "
+        "the numbers: a benchmark scored once is not scored again (default: ~/.cache/ckptgate/records; "
+        "'none' scores everything afresh).",
+    )
+    group.addoption(
+        "--refresh",
+        action="append",
+        nargs="?",
+        const=ALL,
+        default=None,
+        dest="ckptgate_refresh",
+        metavar="BENCHMARK",
+        help="score again what the record cache holds: every benchmark (bare --refresh), or the "
+        "benchmark named (repeatable); the new results replace the cached ones.",
     )

@@ -108,7 +108,8 @@ def evaluator(pytestconfig: pytest.Config) -> Iterator[Evaluator]:
     cache = None
     if plan.record_cache is not None:
         cache = RecordCache(plan.record_cache, plan.suite, plan.limit, spec.expected_settings(),
-                            local_data=lambda bench: scorer.data_digest(plan.suite, bench))
+                            lambda bench: scorer.inputs(plan.suite, bench), run_id=plan.run_id,
+                            refresh=plan.refreshes)
     yield Evaluator(pool, scorer, plan.suite, plan.limit, cache)
     pool.close(collect=False)  # the session is over: the process exits next
     state.loads.update(pool.loads)

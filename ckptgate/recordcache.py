@@ -1,17 +1,20 @@
-"""Scored records of reference (bridge) checkpoints, cached by content fingerprint.
+"""Scored records of every checkpoint, cached by what determines the numbers: a benchmark scored
+once is never scored again, in this run or the next, unless something that changes its numbers
+changed (or ``--refresh`` asks for it).
 
-A bridge is compared with every candidate of a run and of later runs; its per-sample records
-are the same each time if the checkpoint's content and every setting that shapes the numbers
-are the same. The cache key hashes exactly those: the checkpoint fingerprint, the benchmark's
-task, shots and generation settings, ``--limit``, the backend and its numeric settings, the
-versions of the libraries that compute the numbers, the content of the suite's own task files,
-and the project's own scoring code (the scorers and the code sandbox), so a scorer fix never
-reuses records scored by the code it fixed. Entries are written atomically (record after samples), so a reader never sees half.
+The key hashes exactly those: the checkpoint's content fingerprint (weights, config, tokenizer),
+the benchmark's specification (task, shots, generation settings, subset, chat template, slice
+settings), ``--limit``, the backend and its numeric settings, the versions of the libraries that
+compute the numbers, and per benchmark the inputs only it reads (see :class:`Inputs`): its task
+files (the YAML and every file it includes, the utils it calls, the data files it names), the
+data it reads instead of the hub, and the project's scoring code it runs. So a changed task
+file, tokenizer or scorer invalidates exactly the entries it affects. lm-eval's own request cache
+is keyed by the request alone (another checkpoint's answers come back); this one cannot be.
+Entries are written atomically (record after samples), so a reader never sees half of one.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from collections.abc import Callable, Iterator
@@ -19,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ckptgate.cache import exclusive, files_digest
+from ckptgate.cache import exclusive
 from ckptgate.checkpoints import Checkpoint
 from ckptgate.provenance import versions
 from ckptgate.atomicio import write_text
@@ -27,31 +30,10 @@ from ckptgate.results import to_json
 from ckptgate.suites import Benchmark, Suite
 from ckptgate.scores import ScoreResult
 
+Inputs = Callable[[Benchmark], dict[str, str | None]]
+"""benchmark -> digests of what it reads besides the checkpoint: task files, local data, scoring code."""
+
 _NUMERIC_LIBRARIES = ("lm_eval", "torch", "transformers", "vllm", "datasets")
-
-
-@functools.cache
-def task_files_digest(task_paths: tuple[Path, ...]) -> str:
-    """Hash of every file under the suite's task directories (prompts, data, filters)."""
-    return files_digest(
-        (str(path.relative_to(root)), path)
-        for root in task_paths
-        for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-    )
-
-
-@functools.cache
-def scoring_code_digest() -> str:
-    """Hash of the project's code that turns model outputs into numbers: every module of the
-    ``scorers`` package and the code sandbox (task utils are part of the task files)."""
-    import scorers
-    from ckptgate import sandbox, sandbox_inside
-
-    package = Path(scorers.__file__).parent
-    files = [(f"scorers/{p.relative_to(package)}", p) for p in sorted(package.rglob("*.py"))
-             if "__pycache__" not in p.parts]
-    files += [(f"ckptgate/{Path(m.__file__).name}", Path(m.__file__)) for m in (sandbox, sandbox_inside)]
-    return files_digest(files)
 
 
 class RecordCache:
@@ -63,32 +45,31 @@ class RecordCache:
         suite: Suite,
         limit: int | None,
         backend_settings: dict[str, Any],
-        local_data: Callable[[Benchmark], str | None] = lambda benchmark: None,
+        inputs: Inputs = lambda benchmark: {},
+        *,
+        run_id: str = "",
+        refresh: Callable[[Benchmark], bool] = lambda benchmark: False,
     ) -> None:
         self.folder = folder
         self.suite = suite
         self.limit = limit
         self.backend_settings = backend_settings
-        self.local_data = local_data  # benchmark -> digest of the local data it reads instead (--datasets)
+        self.inputs = inputs
+        self.run_id = run_id  # entries this run wrote are kept even under --refresh
+        self.refresh = refresh  # --refresh: benchmark -> ignore entries of earlier runs
 
     def key(self, checkpoint: Checkpoint, benchmark: Benchmark) -> str:
         found = versions()
+        spec = benchmark.to_dict()
         shaping = {
             "fingerprint": checkpoint.fingerprint,
-            "task": benchmark.task,
-            "num_fewshot": benchmark.num_fewshot,
-            "gen_kwargs": benchmark.gen_kwargs,
-            "gold_logprob": benchmark.gold_logprob,
+            "benchmark": {k: spec[k] for k in ("task", "kind", "num_fewshot", "gen_kwargs", "gold_logprob", "subset",
+                                               "chat_template", "perplexity")},
             "limit": self.limit,
             "backend": self.backend_settings,
             "libraries": {name: found.get(name) for name in _NUMERIC_LIBRARIES},
-            "task_files": task_files_digest(self.suite.task_paths),
-            "scoring_code": scoring_code_digest(),
             "default_tasks": self.suite.include_default_tasks,
-            "local_data": self.local_data(benchmark),
-            # what else shapes the numbers: the scorer, a subset, the chat template, slice settings
-            "shape": {k: v for k, v in benchmark.to_dict().items()
-                      if k in ("kind", "perplexity", "subset", "chat_template")},
+            "inputs": self.inputs(benchmark),
         }
         return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
@@ -105,12 +86,15 @@ class RecordCache:
             return None
         if len(lines) != record.get("samples_count"):
             return None  # samples replaced after the record was written: treat as missing
+        if self.refresh(benchmark) and record.get("run_id") != self.run_id:
+            return None  # --refresh: scored again (once: what this run writes is kept)
         return ScoreResult.from_dict(record, [json.loads(line) for line in lines])
 
     def put(self, checkpoint: Checkpoint, benchmark: Benchmark, result: ScoreResult) -> None:
         record_path, samples_path = self._paths(checkpoint, benchmark)
         write_text(samples_path, "".join(to_json(s) + "\n" for s in result.samples))
-        record = {**result.to_dict(), "samples_count": len(result.samples), "checkpoint": checkpoint.label}
+        record = {**result.to_dict(), "samples_count": len(result.samples), "checkpoint": checkpoint.label,
+                  "run_id": self.run_id}
         write_text(record_path, to_json(record, indent=1) + "\n")
 
     @contextmanager

@@ -26,6 +26,7 @@ def build(plan: RunPlan, checkpoint: Checkpoint, bench: Benchmark, scored: Score
     """The JSON record (samples are stored beside it, see :func:`ckptgate.results.write_benchmark`)."""
     score = scored.result
     return {
+        "run": {"id": plan.run_id},
         "checkpoint": checkpoint.to_dict(),
         "benchmark": {**bench.to_dict(), "suite": plan.suite.name},
         "metrics": _metrics_with_derived_stderr(score),

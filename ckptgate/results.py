@@ -4,8 +4,10 @@ Layout under the results directory::
 
     by_checkpoint/<label>/<benchmark>.json           metrics, verdicts, config, provenance
     by_checkpoint/<label>/<benchmark>.samples.jsonl  lm-eval's per-sample records
-    eval_summary.csv                                 one row per checkpoint x benchmark x metric
-    summary.md                                       the same as a Markdown table
+    runs/<run id>/eval_summary.csv, summary.md       one run's rows: checkpoint x benchmark x metric
+    eval_summary.csv, summary.md                     the folder's: the latest record of every
+                                                     checkpoint x benchmark, whichever run wrote it
+    history.sqlite                                   every row of every run (ckptgate.history)
 
 Every file is written atomically (temporary file in the same folder, fsync, rename): an
 interrupted run never leaves a file that looks complete. The JSON record is written last and
@@ -57,12 +59,14 @@ SUMMARY_COLUMNS = (
     "note",
     "limit",
     "fingerprint",
+    "cached",
+    "run_id",
 )
 
 
 _ROW_DEFAULTS: dict[str, Any] = {
     "setting": "", "against": "", "primary": False, "underpowered": False, "threshold": "", "method": "", "note": "",
-    "material": False,
+    "material": False, "cached": False, "run_id": "",
 }
 
 
@@ -100,6 +104,8 @@ class SummaryRow:
     note: str
     limit: int | None
     fingerprint: str
+    cached: bool  # read from the record cache: no model ran for it in this run
+    run_id: str  # the run that produced it (``runs/<run_id>/``)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -167,9 +173,12 @@ def read_records(results_dir: Path) -> list[dict[str, Any]]:
     return records
 
 
-def row_context(checkpoint: dict[str, Any], benchmark: dict[str, Any], limit: int | None) -> dict[str, Any]:
-    """The columns a summary row takes from its checkpoint and benchmark."""
+def row_context(checkpoint: dict[str, Any], benchmark: dict[str, Any], limit: int | None, *,
+                run_id: str = "", cached: bool = False) -> dict[str, Any]:
+    """The columns a summary row takes from its checkpoint, benchmark and run."""
     return {
+        "run_id": run_id,
+        "cached": cached,
         "checkpoint": checkpoint["label"],
         "step": checkpoint.get("step"),
         "role": checkpoint.get("role", "candidate"),
@@ -187,7 +196,9 @@ def setting(num_fewshot: int | None) -> str:
 
 
 def rows_from_record(record: dict[str, Any]) -> list[SummaryRow]:
-    context = row_context(record["checkpoint"], record["benchmark"], record.get("config", {}).get("limit"))
+    context = row_context(record["checkpoint"], record["benchmark"], record.get("config", {}).get("limit"),
+                          run_id=record.get("run", {}).get("id", ""),
+                          cached=bool(record.get("timing", {}).get("from_cache")))
     return [SummaryRow.from_check(check, **context) for check in record["checks"]]
 
 
@@ -206,6 +217,10 @@ def summary_csv(rows: Sequence[SummaryRow]) -> str:
     for row in rows:
         writer.writerow({k: "" if v is None else v for k, v in row.to_dict().items()})
     return buffer.getvalue()
+
+
+def run_dir(results_dir: Path, run_id: str) -> Path:
+    return results_dir / "runs" / run_id
 
 
 def write_summary(results_dir: Path, rows: Sequence[SummaryRow], markdown: str) -> None:

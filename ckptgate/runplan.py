@@ -9,6 +9,8 @@ travels to xdist workers as JSON (:meth:`RunPlan.to_wire`).
 
 from __future__ import annotations
 
+import secrets
+import time
 from collections import Counter
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -22,8 +24,8 @@ from ckptgate.baselines import BASELINES_DIR, Baseline, load_baseline
 from ckptgate.cache import cache_root
 from ckptgate.checkpoints import Checkpoint, discover_all, parameter_count
 from ckptgate.errors import CkptgateError, DeviceError
-from ckptgate.options import DEMO, DEMO_ALL
-from ckptgate.suites import Suite, load_suite
+from ckptgate.options import ALL, DEMO, DEMO_ALL
+from ckptgate.suites import Benchmark, Suite, did_you_mean, load_suite
 from scorers.lm_eval_task import LmEvalTaskScorer
 from scorers.packaged_data import PACKAGED
 from scorers.slice_scorer import PerplexityScorer
@@ -51,7 +53,12 @@ class RunPlan:
     weights: dict[str, float] = field(default_factory=dict)  # checkpoint label -> cost of one benchmark
     report_only: bool = False  # --report-only: measure, never gate
     accept_inconclusive: bool = False  # --accept-inconclusive: INCONCLUSIVE exits 0
+    run_id: str = field(default_factory=lambda: new_run_id())  # this run's, in its records and runs/<id>/
+    refresh: tuple[str, ...] = ()  # --refresh: benchmark ids scored again whatever the cache holds ("all": every one)
     _baseline: Baseline | None = None
+
+    def refreshes(self, bench: Benchmark) -> bool:
+        return ALL in self.refresh or bench.id in self.refresh
 
     def baseline(self) -> Baseline | None:
         """The baseline compared with (None when there is none, or while it is being written)."""
@@ -86,6 +93,8 @@ class RunPlan:
             "weights": self.weights,
             "margins": None if self.suite.margins_file is None else str(self.suite.margins_file),
             "report_only": self.report_only,
+            "run_id": self.run_id,
+            "refresh": list(self.refresh),
         }
 
     @classmethod
@@ -105,7 +114,14 @@ class RunPlan:
             tensor_parallel=wire["tensor_parallel"],
             weights=wire["weights"],
             report_only=wire["report_only"],
+            run_id=wire["run_id"],
+            refresh=tuple(wire["refresh"]),
         )
+
+
+def new_run_id() -> str:
+    """Sortable by start time, unique across concurrent runs: ``20261203-141502-3fa9c1``."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
 
 
 def plan_run(opt: Any, *, workers: int = 1, collect_only: bool = False,
@@ -171,6 +187,7 @@ def plan_run(opt: Any, *, workers: int = 1, collect_only: bool = False,
         weights={label: float(n) for label, n in parameters_of.items()},
         report_only=opt.ckptgate_report_only,
         accept_inconclusive=opt.ckptgate_accept_inconclusive,
+        refresh=_refresh(suite, opt.ckptgate_refresh),
     )
 
 
@@ -181,6 +198,17 @@ def _suite_bridge(suite: Suite) -> str:
         raise CkptgateError(f"suite {suite.name!r}: its bridge {suite.bridge} names an environment variable that "
                             "is not set: set it, or give the bridge checkpoint with --bridge PATH")
     return suite.bridge
+
+
+def _refresh(suite: Suite, option: list[str] | None) -> tuple[str, ...]:
+    """--refresh's benchmarks, each checked against the suite (a typo would refresh nothing)."""
+    names = tuple(dict.fromkeys(option or ()))
+    known = [b.id for b in suite.benchmarks]
+    for name in names:
+        if name != ALL and name not in known:
+            raise CkptgateError(f"--refresh {name}: suite {suite.name!r} has no benchmark {name!r}"
+                                f"{did_you_mean(name, known)} (a bare --refresh refreshes every benchmark)")
+    return names
 
 
 def _require_references(suite: Suite) -> None:

@@ -3,12 +3,14 @@ loads, self-check problems, and (on the controller, once settled) the run's verd
 
 from __future__ import annotations
 
+import shlex
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ckptgate import results
+from ckptgate import history, results
 from ckptgate.provenance import provenance
 from ckptgate.runplan import NOT_REPRODUCIBLE, RunPlan
 
@@ -29,10 +31,18 @@ class RunState:
     baseline_diff: str | None = None  # set when --update-baselines wrote (or kept) the file
     verdict: str | None = None  # the run's, once settled (gate.RUN_VERDICTS)
 
+    def history_run(self) -> history.Run:
+        """This run, as the history records it (at its end)."""
+        plan = self.plan
+        return history.Run(run_id=plan.run_id, started=_iso(self.started), finished=_iso(time.time()),
+                           suite=plan.suite.name, backend=plan.backend, verdict=self.verdict,
+                           command=shlex.join(sys.argv), git_sha=provenance()["git_sha"])
+
     def run_metadata(self) -> dict[str, Any]:
         """The head of ``summary.md``."""
         plan = self.plan
         return {
+            "run": plan.run_id,
             "suite": plan.suite.name,
             "backend": plan.backend,
             "tensor parallelism": NOT_REPRODUCIBLE.format(tp=plan.tensor_parallel) if plan.tensor_parallel > 1 else None,
@@ -46,3 +56,7 @@ class RunState:
             "git_sha": provenance()["git_sha"],
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(self.started)),
         }
+
+
+def _iso(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(seconds))

@@ -7,11 +7,14 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ckptgate import exitcodes, gate, reports, results, scheduling, stage_outputs
+from ckptgate import exitcodes, gate, history, reports, results, scheduling, stage_outputs
 from ckptgate.baseline_update import measured_from_record, update_baseline
+from ckptgate.baselines import run_settings
+from ckptgate.cache import exclusive
 from ckptgate.runstate import RunState
 
 
@@ -59,8 +62,37 @@ def finish(state: RunState, exitstatus: int | pytest.ExitCode) -> int | pytest.E
         state.problems.extend(missing)
         if missing and exitstatus == pytest.ExitCode.OK:
             exitstatus = pytest.ExitCode.TESTS_FAILED
-        results.write_summary(plan.results_dir, rows, reports.markdown(rows, state.run_metadata()))
+        publish(state, rows)
     return exitstatus
+
+
+def publish(state: RunState, rows: list[results.SummaryRow]) -> None:
+    """This run's summary (``runs/<id>/``), its rows in the history, and the folder's summary
+    rebuilt from every record in the store, under a lock: two runs into one folder (two CI jobs,
+    a nightly and a manual run) each keep their own summary, and the folder's shows both."""
+    plan = state.plan
+    results.write_summary(results.run_dir(plan.results_dir, plan.run_id), rows,
+                          reports.markdown(rows, state.run_metadata()))
+    records = results.read_records(plan.results_dir)
+    mine = {(r["checkpoint"]["label"], r["benchmark"]["id"]): _settings(r) for r in records
+            if r.get("run", {}).get("id") == plan.run_id}
+    history.record(plan.results_dir, state.history_run(), rows, mine)
+    with exclusive(plan.results_dir / ".summary.lock"):
+        records = results.read_records(plan.results_dir)  # again, under the lock: another run may have written
+        everything = results.sort_rows(row for record in records for row in results.rows_from_record(record))
+        runs = {row.run_id for row in everything}
+        meta = {"contents": "the latest result of every checkpoint x benchmark in this folder, whichever run wrote "
+                            "it (each run's own summary: runs/<run id>/summary.md; every run: history.sqlite)",
+                "runs with results here": len(runs), "latest run": f"{plan.run_id} ({state.verdict})"}
+        results.write_summary(plan.results_dir, everything, reports.markdown(everything, meta))
+
+
+def _settings(record: dict[str, Any]) -> dict[str, Any]:
+    """The settings that shaped a record's numbers, as the history keeps them."""
+    config = {**record.get("config", {}), "num_fewshot": record["benchmark"].get("num_fewshot")}
+    bench = record["benchmark"]
+    return {"task": bench["task"], **run_settings(config, record.get("backend", {})),
+            **{key: bench.get(key) for key in ("subset", "chat_template", "perplexity", "gen_kwargs") if bench.get(key)}}
 
 
 def _update_baseline(state: RunState) -> str:

@@ -219,13 +219,13 @@ def load_task(manager: TaskManager, name: str) -> dict[str, Any]:
     Python's random is seeded first, as ``lm_eval --seed 42 --tasks NAME`` seeds it before it
     loads tasks: some tasks draw from it while preparing documents (GPQA shuffles each question's
     choices), and those draws must not depend on what was loaded before."""
-    if needs_punkt_tab(_yaml_files(manager, name)):
+    if needs_punkt_tab(task_yamls(manager, name)):
         ensure_punkt_tab()
     random.seed(SEED)
     return manager.load(name)
 
 
-def _yaml_files(manager: TaskManager, task: str) -> list[Path]:
+def task_yamls(manager: TaskManager, task: str) -> list[Path]:
     """The YAML files defining ``task`` (its own, those it includes, its group members')."""
     from lm_eval.tasks._yaml_loader import load_yaml
 
@@ -242,7 +242,7 @@ def _yaml_files(manager: TaskManager, task: str) -> list[Path]:
             pending.append(path.parent / str(name))  # an absolute include replaces the parent
     for member in leaf_tasks(manager, task):
         if member != task:
-            found.extend(_yaml_files(manager, member))
+            found.extend(task_yamls(manager, member))
     return found
 
 

@@ -8,7 +8,8 @@ from dataclasses import replace
 
 from ckptgate.scores import LoadedModel, ScoreResult
 from ckptgate.suites import Benchmark, Suite
-from scorers.lm_eval_task import LmEvalTaskScorer, suite_task_manager
+from scorers import inputs
+from scorers.lm_eval_task import LmEvalTaskScorer, suite_task_manager, task_yamls
 from scorers.slice_scorer import KIND as PERPLEXITY
 from scorers.slice_scorer import PerplexityScorer
 
@@ -35,8 +36,14 @@ class SuiteScorer:
         return found | self.perplexity.score(session, suite, [b for b in benchmarks if b.kind == PERPLEXITY],
                                              limit=limit)
 
-    def data_digest(self, suite: Suite, bench: Benchmark) -> str | None:
-        """What the benchmark reads instead of the hub's current data: part of the record cache key."""
+    def inputs(self, suite: Suite, bench: Benchmark) -> dict[str, str | None]:
+        """Digests of what the benchmark reads besides the checkpoint (the record cache's key):
+        its data, its task files and the scoring code it runs (see :mod:`scorers.inputs`)."""
         if bench.kind == PERPLEXITY:
-            return self.perplexity.data_digest(suite, bench)
-        return self.lm_eval.data_digest(bench.task, suite_task_manager(suite))
+            spec = self.perplexity.slice_for(suite, bench)
+            return {"data": self.perplexity.data_digest(suite, bench), "slice": repr(spec),
+                    "code": inputs.code_digest(PERPLEXITY)}
+        base = suite_task_manager(suite)
+        files = inputs.task_files(task_yamls(base, bench.task))
+        return {"data": self.lm_eval.data_digest(bench.task, base), "task_files": inputs.files_key(files),
+                "code": inputs.code_digest("lm_eval", inputs.scorer_modules(files))}

@@ -201,30 +201,30 @@ def test_reference_records_are_cached_on_disk_across_runs(tmp_path: Path) -> Non
     assert other_limit.get(bridge, B) is None  # a setting that changes the numbers misses the cache
 
 
-def test_a_change_to_the_scoring_code_misses_the_record_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_change_to_what_a_benchmark_reads_misses_the_record_cache() -> None:
     from ckptgate import recordcache
 
     bridge = Checkpoint(label="bridge", path=Path("/x/b"), step=None, load_path=Path("/x/b"), fingerprint="ab" * 32)
-    cache = recordcache.RecordCache(Path("/unused"), SUITE, limit=None, backend_settings={"backend": "fake"})
+    inputs = {"code": "0" * 64, "task_files": "1" * 64}
+    cache = recordcache.RecordCache(Path("/unused"), SUITE, limit=None, backend_settings={"backend": "fake"},
+                                    inputs=lambda bench: dict(inputs))
     before = cache.key(bridge, B)
-    digest = recordcache.scoring_code_digest()
-    assert len(digest) == 64 and digest == recordcache.scoring_code_digest()
-    monkeypatch.setattr(recordcache, "scoring_code_digest", lambda: "0" * 64)  # e.g. math_answers.py fixed
+    inputs["code"] = "2" * 64  # e.g. math_answers.py fixed
     assert cache.key(bridge, B) != before
 
 
-def test_the_scoring_code_digest_covers_the_scorers_and_the_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ckptgate import recordcache
+def test_the_scoring_code_of_each_kind_covers_what_it_runs() -> None:
+    from scorers import inputs
 
-    seen: list[str] = []
-    monkeypatch.setattr(recordcache, "files_digest", lambda files: seen.extend(name for name, _ in files) or "")
-    recordcache.scoring_code_digest.cache_clear()
-    try:
-        recordcache.scoring_code_digest()
-    finally:
-        recordcache.scoring_code_digest.cache_clear()
-    assert {"scorers/math_answers.py", "scorers/lm_eval_task.py", "scorers/code_programs.py",
-            "ckptgate/sandbox.py", "ckptgate/sandbox_inside.py"} <= set(seen)
+    tasks = set(inputs.code_files("lm_eval", ("math_answers",)))
+    assert {"scorers/lm_eval_task.py", "scorers/math_answers.py", "ckptgate/backends/__init__.py"} <= tasks
+    assert "scorers/perplexity.py" not in tasks and "ckptgate/sandbox.py" not in tasks
+    code = set(inputs.code_files("lm_eval", ("code_programs",)))
+    assert {"scorers/code_programs.py", "ckptgate/sandbox.py", "ckptgate/sandbox_inside.py"} <= code
+    slices = set(inputs.code_files("perplexity"))
+    assert {"scorers/perplexity.py", "scorers/slice_scorer.py", "ckptgate/slices.py"} <= slices
+    assert "scorers/lm_eval_task.py" not in slices
+    assert all((inputs.ROOT / name).is_file() for name in tasks | code | slices)
 
 
 def test_gold_logprobs_score_each_reference_answer_once() -> None:
