@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import time
 import warnings
-from contextlib import nullcontext
+from collections import Counter
+from contextlib import AbstractContextManager, nullcontext
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ from ckptgate.checkpoints import Checkpoint
 from ckptgate.recordcache import RecordCache
 from ckptgate.suites import Benchmark, Suite
 from ckptgate.scores import Scorer, ScoreResult
+from scorers.resume import resumable
 
 Planned = Callable[[], Sequence[Benchmark]]
 
@@ -41,6 +43,7 @@ class Scored:
     eval_seconds: float  # wall time of the pass that produced it (0 when read from the cache)
     evaluated_with: tuple[str, ...]  # benchmark ids scored in that pass
     cached: bool = False
+    chunks: dict[str, int] = field(default_factory=dict)  # that pass's model-output chunks: scored, from_store
 
 
 @dataclass
@@ -113,7 +116,8 @@ class Evaluator:
         ids = tuple(b.id for b in benchmarks)
         started = time.perf_counter()
         try:
-            results = self.scorer.score(session, self.suite, benchmarks, limit=self.limit)
+            with self._resumable(checkpoint, session) as chunks:
+                results = self.scorer.score(session, self.suite, benchmarks, limit=self.limit)
         except Exception as exc:  # noqa: BLE001 - retried one by one, where the error is reported
             warnings.warn(
                 f"ckptgate: scoring {', '.join(ids)} together on {checkpoint.label} failed "
@@ -122,17 +126,25 @@ class Evaluator:
             )
             return {}
         seconds = time.perf_counter() - started
-        return {bid: _scored(result, session, seconds, ids) for bid, result in results.items()}
+        return {bid: _scored(result, session, seconds, ids, chunks) for bid, result in results.items()}
 
     def _score_alone(self, checkpoint: Checkpoint, benchmark: Benchmark) -> Scored:
         session = self.pool.get(checkpoint)
         started = time.perf_counter()
-        results = self.scorer.score(session, self.suite, [benchmark], limit=self.limit)
-        return _scored(results[benchmark.id], session, time.perf_counter() - started, (benchmark.id,))
+        with self._resumable(checkpoint, session) as chunks:
+            results = self.scorer.score(session, self.suite, [benchmark], limit=self.limit)
+        return _scored(results[benchmark.id], session, time.perf_counter() - started, (benchmark.id,), chunks)
+
+    def _resumable(self, checkpoint: Checkpoint, session: ModelSession) -> AbstractContextManager[Counter[str]]:
+        """Model outputs stored chunk by chunk beside the record cache (none without it)."""
+        if self.cache is None:
+            return nullcontext(Counter())
+        return resumable(session.lm, *self.cache.chunks(checkpoint, session.settings))
 
 
-def _scored(result: ScoreResult, session: ModelSession, seconds: float, ids: tuple[str, ...]) -> Scored:
-    return Scored(result, session.settings, session.load_seconds, seconds, ids)
+def _scored(result: ScoreResult, session: ModelSession, seconds: float, ids: tuple[str, ...],
+            chunks: Counter[str]) -> Scored:
+    return Scored(result, session.settings, session.load_seconds, seconds, ids, chunks=dict(chunks))
 
 
 def _with(planned: Sequence[Benchmark], benchmark: Benchmark) -> list[Benchmark]:

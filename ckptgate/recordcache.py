@@ -29,6 +29,7 @@ from ckptgate.atomicio import write_text
 from ckptgate.results import to_json
 from ckptgate.suites import Benchmark, Suite
 from ckptgate.scores import ScoreResult
+from scorers.resume import ChunkStore
 
 Inputs = Callable[[Benchmark], dict[str, str | None]]
 """benchmark -> digests of what it reads besides the checkpoint: task files, local data, scoring code."""
@@ -96,6 +97,15 @@ class RecordCache:
         record = {**result.to_dict(), "samples_count": len(result.samples), "checkpoint": checkpoint.label,
                   "run_id": self.run_id}
         write_text(record_path, to_json(record, indent=1) + "\n")
+
+    def chunks(self, checkpoint: Checkpoint, settings: dict[str, Any]) -> tuple[ChunkStore, str]:
+        """The store of ``checkpoint``'s model outputs, chunk by chunk (``scorers.resume``), and
+        the namespace of this model as loaded (``settings``: the backend's, with these libraries)."""
+        found = versions()
+        model = {"fingerprint": checkpoint.fingerprint, "backend": settings,
+                 "libraries": {name: found.get(name) for name in _NUMERIC_LIBRARIES}}
+        namespace = hashlib.sha256(json.dumps(model, sort_keys=True, default=str).encode()).hexdigest()[:32]
+        return ChunkStore(self.folder / "chunks" / f"{checkpoint.fingerprint[:32]}.sqlite"), namespace
 
     @contextmanager
     def lock(self, checkpoint: Checkpoint) -> Iterator[None]:

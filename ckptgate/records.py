@@ -43,6 +43,7 @@ def build(plan: RunPlan, checkpoint: Checkpoint, bench: Benchmark, scored: Score
             "eval_s": round(scored.eval_seconds, 3),
             "evaluated_with": list(scored.evaluated_with),
             "from_cache": scored.cached,
+            "chunks": scored.chunks,  # model outputs scored now, and read back from an interrupted run
         },
         "worker": worker,
         "provenance": provenance(),

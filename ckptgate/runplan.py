@@ -246,7 +246,7 @@ def _require_fetched(suite: Suite, missing: dict[str, list[str]]) -> None:
     if missing:
         lines = [f"  {repo} (read by {names_text(tasks)})" for repo, tasks in missing.items()]
         raise CkptgateError(
-            f"suite {suite.name!r} reads hub data not fetched on this machine (a gate run never downloads):\n"
+            f"suite {suite.name!r} reads hub datasets not fetched on this machine (a gate run never downloads):\n"
             + "\n".join(lines)
             + f"\nfetch them once where the hub is reachable: ckptgate prefill --suite {suite.name} "
             f"(manifest: {hubdata.manifest_path()}; snapshots in the Hugging Face cache), "

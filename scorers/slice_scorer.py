@@ -19,6 +19,7 @@ from ckptgate.cache import cache_root
 from ckptgate.errors import CkptgateError
 from ckptgate.scores import LoadedModel, MetricValue, ScoreResult
 from ckptgate.suites import Benchmark, PerplexitySettings, Suite
+from scorers.resume import chunked_logprobs
 from scorers.perplexity import Document, PackedSlice, document_nll, load_or_pack, logprobs_for, prefix_token_for, slice_metrics
 
 KIND = "perplexity"
@@ -93,8 +94,8 @@ class PerplexityScorer:
         if limit is not None:
             packed = head(packed, limit)
         prefix = prefix_token_for(tokenizer)
-        nll = document_nll(packed, logprobs_for(lm), seq_len=settings.seq_len, stride=settings.stride,
-                           prefix_token=prefix)
+        nll = document_nll(packed, chunked_logprobs(lm, logprobs_for(lm)), seq_len=settings.seq_len,
+                           stride=settings.stride, prefix_token=prefix)
         found = slice_metrics(nll, packed)
         n = found["n_docs"]
         return ScoreResult(

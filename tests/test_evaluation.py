@@ -29,6 +29,7 @@ class FakeSession:
         self.checkpoint = checkpoint
         self.settings = {"backend": "fake"}
         self.load_seconds = 0.0
+        self.lm = object()  # lm-eval's LM; the fake scorer never calls it
 
 
 class FakePool:
