@@ -25,11 +25,11 @@ from typing import Any
 from ckptgate.atomicio import write_text
 from ckptgate.gate import IMPROVE
 from ckptgate.results import SummaryRow, benchmark_dir, to_json
-from ckptgate.suites import Benchmark, Suite
+from ckptgate.suites import TIER_OUTPUTS, Benchmark, Suite
 from scorers.sft_checks import prompt_report, tier4_report
 
-TIER_FILES = {"tier2": "tier2_ppl.json", "tier3": "tier3_cf.json", "tier4": "tier4_sft_native.json"}
-GENERATIONS_FILE = "tier4_sft_native_generations.jsonl"
+TIER_FILES = {"tier2": f"{TIER_OUTPUTS[0]}.json", "tier3": f"{TIER_OUTPUTS[1]}.json", "tier4": f"{TIER_OUTPUTS[2]}.json"}
+GENERATIONS_FILE = f"{TIER_OUTPUTS[3]}.jsonl"
 
 
 def write(results_dir: Path, suite: Suite, rows: Sequence[SummaryRow]) -> list[str]:

@@ -27,6 +27,8 @@ SUITES_DIR = EVALTESTS_DIR / "suites"
 KINDS = ("lm_eval", "perplexity")  # what scores a benchmark: an lm-eval task, a perplexity slice
 GOALS = ("keep", "improve")  # what a staged evaluation asks of a benchmark against its bridge
 TIERS = ("tier2", "tier3", "tier4")  # a staged evaluation's tiers: perplexity, choice tasks, SFT probes
+# the per-checkpoint files a staged evaluation writes beside the benchmark records (no benchmark may be named so)
+TIER_OUTPUTS = ("tier2_ppl", "tier3_cf", "tier4_sft_native", "tier4_sft_native_generations")
 
 
 @dataclass(frozen=True)
@@ -410,7 +412,7 @@ class _Tier4(_Tier):
         return self.probes
 
     def benchmarks(self) -> list[dict[str, Any]]:
-        return [{"id": f"tier4_{name}", "test": "tier4_sft_native", "task": name, "chat_template": True,
+        return [{"id": f"tier4_{name}_probes", "test": "tier4_sft_native", "task": name, "chat_template": True,
                  "num_fewshot": 0, "tier": "tier4", "goal": self.goal_of(name), "tags": ["tier4", "generation"],
                  "metrics": [{"margin": 0.1} | self.primary("all_checks_pass,none"),
                              {"key": "instruction_match,none"}, {"key": "chat_clean,none"}]}
@@ -486,6 +488,10 @@ class _SuiteFile(Model):
         clashes = seen & {spec["id"] for spec in (self.tiers.benchmarks() if self.tiers else [])}
         if clashes:
             raise Invalid(f"benchmark id(s) {', '.join(sorted(clashes))} are also made by the tiers", "tiers")
+        taken = seen & set(TIER_OUTPUTS) if self.tiers else set()
+        if taken:
+            raise Invalid(f"benchmark id(s) {', '.join(sorted(taken))} would share a file name with a tier's output "
+                          f"({', '.join(TIER_OUTPUTS)}): rename them", "benchmarks")
         return self
 
     def all_benchmarks(self) -> tuple[Benchmark, ...]:

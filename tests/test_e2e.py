@@ -133,7 +133,12 @@ def test_gate_numbers_match_lm_eval_run_directly(
         expected = {k: v for k, v in direct["results"][f"demo_{bench}"].items() if "," in k and "_stderr" not in k}
         assert set(expected) == set(record["metrics"])
         for key, number in expected.items():
-            assert record["metrics"][key]["value"] == pytest.approx(number, rel=1e-9, abs=1e-12), (bench, key)
+            # Model outputs are scored in chunks (so a killed run resumes), which batches requests
+            # differently from one lm-eval call: float32 log-likelihoods then round differently in
+            # the last bits (measured: 4e-9 relative on word perplexity). Counts are exact.
+            continuous = any(name in key for name in ("perplexity", "bits_per_byte"))
+            tolerance = {"rel": 1e-6} if continuous else {"rel": 1e-12, "abs": 1e-12}
+            assert record["metrics"][key]["value"] == pytest.approx(number, **tolerance), (bench, key)
 
 
 def demo_suite(folder: Path, name: str, benchmarks: str) -> Path:

@@ -10,7 +10,7 @@ import pytest
 
 from ckptgate.errors import CkptgateError
 from scorers import nltk_data
-from scorers.lm_eval_task import _yaml_files, task_manager
+from scorers.lm_eval_task import task_yamls, task_manager
 
 ROOT = Path(__file__).resolve().parent.parent
 IFEVAL_DOCS = {
@@ -81,12 +81,12 @@ def test_missing_package_is_a_clear_error(nltk_env: Path, monkeypatch: pytest.Mo
 
 def test_ifeval_tasks_are_recognised_also_through_local_data_overrides(tmp_path: Path) -> None:
     manager = task_manager((), True)
-    assert nltk_data.needs_punkt_tab(_yaml_files(manager, "ifeval"))
-    assert nltk_data.needs_punkt_tab(_yaml_files(manager, "leaderboard_ifeval"))
-    assert not nltk_data.needs_punkt_tab(_yaml_files(manager, "gsm8k"))
+    assert nltk_data.needs_punkt_tab(task_yamls(manager, "ifeval"))
+    assert nltk_data.needs_punkt_tab(task_yamls(manager, "leaderboard_ifeval"))
+    assert not nltk_data.needs_punkt_tab(task_yamls(manager, "gsm8k"))
     override = tmp_path / "ifeval.yaml"
     override.write_text(f"include: {manager.task_index['ifeval'].yaml_path}\ntask: ifeval\n")
-    assert nltk_data.needs_punkt_tab([override, *_yaml_files(manager, "ifeval")])
+    assert nltk_data.needs_punkt_tab([override, *task_yamls(manager, "ifeval")])
 
 
 # key -> (response, strict per instruction)

@@ -50,6 +50,13 @@ def test_each_stage_suite_names_its_tiers_goals_and_settings(stage: str, tiers: 
     assert (suite.bridge is None) == (stage == "stage1")
 
 
+def test_no_benchmark_may_share_a_file_name_with_a_tier_output(tmp_path: Path) -> None:
+    path = _stage_file(tmp_path, "  tier3: {tasks: [demo_choice]}\n")
+    path.write_text(path.read_text() + "benchmarks:\n  - {id: tier3_cf, task: demo_text, metrics: [{key: 'bits_per_byte,none'}]}\n")
+    with pytest.raises(SuiteError, match=r"tier3_cf would share a file name with a tier's output"):
+        load_suite(str(path))
+
+
 def test_a_stage_bridge_expands_environment_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("SCRATCH", str(tmp_path))
     assert load_suite("stage3").bridge == str(tmp_path / "ckpts" / "stage2" / "22000")
@@ -133,7 +140,7 @@ def test_an_earlier_step_fails_its_stage_and_the_plateau_does_not(stage_run: tup
     assert gating[("step_0100", "tier2_code")] == "fail"
     for step in ("step_0800", "step_0850", "step_0900"):
         verdicts = {bench: v for (label, bench), v in gating.items() if label == step}
-        assert set(verdicts) == {"tier2_general_web", "tier2_code", "tier3_demo_choice", "tier4_sft_native"}
+        assert set(verdicts) == {"tier2_general_web", "tier2_code", "tier3_demo_choice", "tier4_sft_native_probes"}
         assert "fail" not in verdicts.values() and "error" not in verdicts.values(), verdicts
 
 
@@ -141,7 +148,7 @@ def test_goal_improve_gets_its_own_reported_verdict_that_never_gates(stage_run: 
     _, results = stage_run
     improve = [r for r in _rows(results) if r["against"].startswith("improve:")]
     # improve: tier2's code slice, tier3 and tier4 (goal improve); not the general_web slice (keep)
-    assert {r["benchmark"] for r in improve} == {"tier2_code", "tier3_demo_choice", "tier4_sft_native"}
+    assert {r["benchmark"] for r in improve} == {"tier2_code", "tier3_demo_choice", "tier4_sft_native_probes"}
     assert {r["checkpoint"] for r in improve} == {f"step_{s:04d}" for s in (100, 300, 800, 850, 900)}
     for row in improve:
         assert row["primary"] == "False" and row["verdict"] in ("improved", "not_improved")
