@@ -3,6 +3,7 @@ references, write its record, and assert the verdict (``benchmark_run.check()`` 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ckptgate import gate, records, reports, results
+from ckptgate import gate, records, reports, results, status
 from ckptgate.baselines import run_settings
 from ckptgate.checkpoints import Checkpoint
 from ckptgate.collection import Case
@@ -31,6 +32,8 @@ class BenchmarkRun:
     checks: list[gate.Check]
     policy: gate.Policy
     record_path: Path
+    samples: int = 0  # per-sample records scored
+    cached: bool = False  # read from the record cache
 
     def check(self) -> None:
         """Fail on a failed (or uncomputable) check; an undecided one makes the test INCONCLUSIVE."""
@@ -48,16 +51,28 @@ class BenchmarkRun:
 
 def run(state: RunState, evaluator: Evaluator, case: Case, planned: Callable[[], list[Benchmark]],
         policy: gate.Policy) -> BenchmarkRun:
-    """Evaluate ``case``; an evaluation that raises still leaves an error row in the summary."""
+    """Evaluate ``case``; an evaluation that raises still leaves an error row in the summary.
+    Its start and end are status lines (``--status-log``)."""
+    target, started = state.plan.status_log, time.monotonic()
+    where = {"run_id": state.plan.run_id, "checkpoint": case.checkpoint.label, "step": case.checkpoint.step,
+             "role": case.checkpoint.role, "benchmark": case.benchmark.id, "worker": state.worker}
+    status.emit(target, status.line("start", **where))
     try:
-        return _evaluate(state, evaluator, case, planned, policy)
-    except CkptgateError as exc:
-        _add_rows(state, case.checkpoint, case.benchmark, gate.error_checks(case.benchmark, str(exc)))
-        pytest.fail(str(exc), pytrace=False)
+        done = _evaluate(state, evaluator, case, planned, policy)
     except BaseException as exc:
-        _add_rows(state, case.checkpoint, case.benchmark,
-                  gate.error_checks(case.benchmark, f"{type(exc).__name__}: {exc}"))
+        message = str(exc) if isinstance(exc, CkptgateError) else f"{type(exc).__name__}: {exc}"
+        _add_rows(state, case.checkpoint, case.benchmark, gate.error_checks(case.benchmark, message))
+        status.emit(target, status.line("end", **where, outcome="error", error=message,
+                                        duration_s=round(time.monotonic() - started, 3)))
+        if isinstance(exc, CkptgateError):
+            pytest.fail(message, pytrace=False)
         raise
+    verdicts = [c.verdict for c in done.checks]
+    status.emit(target, status.line(
+        "end", **where, outcome=status.outcome(verdicts, [c.primary for c in done.checks]),
+        verdicts=status.counts(verdicts), samples=done.samples, cached=done.cached,
+        duration_s=round(time.monotonic() - started, 3)))
+    return done
 
 
 def _evaluate(state: RunState, evaluator: Evaluator, case: Case, planned: Callable[[], list[Benchmark]],
@@ -78,7 +93,8 @@ def _evaluate(state: RunState, evaluator: Evaluator, case: Case, planned: Callab
     path = results.write_benchmark(plan.results_dir, ckpt.label, bench.id, record, score.samples)
     _add_rows(state, ckpt, bench, checks, cached=scored.cached)
     records.warn_if_truncated(ckpt, bench, score)
-    return BenchmarkRun(case=case, checks=checks, policy=policy, record_path=path)
+    return BenchmarkRun(case=case, checks=checks, policy=policy, record_path=path, samples=len(score.samples),
+                        cached=scored.cached)
 
 
 def _run_settings(plan: RunPlan, bench: Benchmark, scored: Scored) -> dict[str, Any]:

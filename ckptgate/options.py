@@ -128,6 +128,14 @@ def add_options(parser: pytest.Parser) -> None:
         "primary metrics have nothing to be held against needs this, --bridge or --baseline).",
     )
     group.addoption(
+        "--status-log",
+        default=None,
+        dest="ckptgate_status_log",
+        metavar="FILE",
+        help="append one JSON line per checkpoint x benchmark when it starts and ends (checkpoint, benchmark, "
+        "verdict counts, samples, duration, outcome) to FILE, for log collectors; '-' for stderr.",
+    )
+    group.addoption(
         "--accept-inconclusive",
         action="store_true",
         default=False,

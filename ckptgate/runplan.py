@@ -54,6 +54,7 @@ class RunPlan:
     report_only: bool = False  # --report-only: measure, never gate
     accept_inconclusive: bool = False  # --accept-inconclusive: INCONCLUSIVE exits 0
     run_id: str = field(default_factory=lambda: new_run_id())  # this run's, in its records and runs/<id>/
+    status_log: str | None = None  # --status-log: where status lines go ("-": stderr), absolute
     refresh: tuple[str, ...] = ()  # --refresh: benchmark ids scored again whatever the cache holds ("all": every one)
     _baseline: Baseline | None = None
 
@@ -95,6 +96,7 @@ class RunPlan:
             "report_only": self.report_only,
             "run_id": self.run_id,
             "refresh": list(self.refresh),
+            "status_log": self.status_log,
         }
 
     @classmethod
@@ -116,6 +118,7 @@ class RunPlan:
             report_only=wire["report_only"],
             run_id=wire["run_id"],
             refresh=tuple(wire["refresh"]),
+            status_log=wire["status_log"],
         )
 
 
@@ -188,6 +191,7 @@ def plan_run(opt: Any, *, workers: int = 1, collect_only: bool = False,
         report_only=opt.ckptgate_report_only,
         accept_inconclusive=opt.ckptgate_accept_inconclusive,
         refresh=_refresh(suite, opt.ckptgate_refresh),
+        status_log=_status_log(opt.ckptgate_status_log),
     )
 
 
@@ -198,6 +202,15 @@ def _suite_bridge(suite: Suite) -> str:
         raise CkptgateError(f"suite {suite.name!r}: its bridge {suite.bridge} names an environment variable that "
                             "is not set: set it, or give the bridge checkpoint with --bridge PATH")
     return suite.bridge
+
+
+def _status_log(option: str | None) -> str | None:
+    if option is None or option == "-":
+        return option
+    path = Path(option).expanduser().resolve()
+    if path.is_dir():
+        raise CkptgateError(f"--status-log {option}: a folder; give a file to append status lines to")
+    return str(path)
 
 
 def _refresh(suite: Suite, option: list[str] | None) -> tuple[str, ...]:
