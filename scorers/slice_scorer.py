@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ckptgate import slices
 from ckptgate.cache import cache_root
@@ -20,7 +20,9 @@ from ckptgate.errors import CkptgateError
 from ckptgate.scores import LoadedModel, MetricValue, ScoreResult
 from ckptgate.suites import Benchmark, PerplexitySettings, Suite
 from scorers.resume import chunked_logprobs
-from scorers.perplexity import Document, PackedSlice, document_nll, load_or_pack, logprobs_for, prefix_token_for, slice_metrics
+
+if TYPE_CHECKING:
+    from scorers.perplexity import PackedSlice
 
 KIND = "perplexity"
 METRICS = ("bits_per_byte", "token_perplexity")
@@ -78,6 +80,9 @@ class PerplexityScorer:
         return {bench.id: self._score(session, suite, bench, limit) for bench in benchmarks}
 
     def _score(self, session: LoadedModel, suite: Suite, bench: Benchmark, limit: int | None) -> ScoreResult:
+        # torch, only when a slice is scored (a run whose results are all cached never needs it)
+        from scorers.perplexity import Document, document_nll, load_or_pack, logprobs_for, prefix_token_for, slice_metrics
+
         assert bench.perplexity is not None
         settings = bench.perplexity
         lm = session.lm
@@ -109,6 +114,8 @@ class PerplexityScorer:
 
 def head(packed: PackedSlice, n: int) -> PackedSlice:
     """The first ``n`` documents (``--limit``)."""
+    from scorers.perplexity import PackedSlice
+
     if n >= len(packed):
         return packed
     end = int(packed.offsets[n])
