@@ -276,6 +276,13 @@ _RESOURCE_ERRNOS = {27: "file size limit", 28: "scratch space full", 12: "memory
 _SIGNALS = {signal.SIGXFSZ: (Status.RESOURCE_LIMIT, "file size limit")}
 
 
+# RLIMIT_CPU stops a process when the kernel's tick-based account of its CPU time reaches the
+# limit; getrusage can report that a tick or two lower. A child stopped at a whole-second budget
+# (its parent waiting, then finishing normally) would read as just under the budget and pass, so
+# a process tree within this much of the budget counts as over it.
+CPU_SLACK_S = 0.05
+
+
 def _cpu_detail(limits: Limits, cpu: float | None) -> str:
     used = f" (used {cpu:.2f} s)" if cpu is not None else ""
     return f"cpu time over {limits.cpu_s:g} s{used}"
@@ -297,7 +304,7 @@ def _verdict(seconds: float, returncode: int | None, out: bytes, err: bytes, rec
     if started is None:
         return Verdict(Status.SANDBOX_ERROR, detail=f"the sandbox did not start the program (exit code {returncode})", **common)
     signalled = ended.get("signal")
-    if (cpu is not None and cpu > limits.cpu_s) or signalled == signal.SIGXCPU:
+    if (cpu is not None and cpu > limits.cpu_s - CPU_SLACK_S) or signalled == signal.SIGXCPU:
         # the process tree's CPU time over the budget, or a process stopped at its RLIMIT_CPU
         # (SIGXCPU; SIGKILL at the hard limit comes with the tree over the budget too)
         return Verdict(Status.TIMEOUT, detail=_cpu_detail(limits, cpu), **common)
