@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTEST = str(Path(sys.executable).parent / "pytest")
+sys.path.insert(0, str(ROOT))
+
+from scorers.resume import stored_chunks  # noqa: E402
 
 
 def command(results: Path, cache: Path, suite: Path, limit: int | None) -> list[str]:
@@ -43,14 +45,7 @@ def timed(cmd: list[str]) -> float:
 
 
 def stored(cache: Path) -> int:
-    total = 0
-    for path in (cache / "chunks").glob("*.sqlite"):
-        with sqlite3.connect(path, timeout=30) as db:
-            try:
-                total += db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
-            except sqlite3.OperationalError:
-                pass
-    return total
+    return stored_chunks(cache / "chunks")
 
 
 def scored_in(results: Path) -> tuple[int, int]:

@@ -25,7 +25,7 @@ from ckptgate.collection import Case
 from ckptgate.errors import CkptgateError
 from ckptgate.evaluation import Evaluator
 from ckptgate.recordcache import RecordCache
-from ckptgate.runplan import RunPlan, data_scorer, plan_run
+from ckptgate.runplan import RunPlan, plan_run, suite_scorer
 from ckptgate.runstate import RunState
 
 __all__ = ["BenchmarkRun", "Case"]
@@ -104,7 +104,7 @@ def evaluator(pytestconfig: pytest.Config) -> Iterator[Evaluator]:
     spec = LoadSpec(plan.backend, plan.device, workers.worker_count(pytestconfig), plan.suite.max_model_len,
                     plan.tensor_parallel)
     pool = ModelPool(spec)
-    scorer, _ = data_scorer(plan.suite, plan.datasets)
+    scorer = suite_scorer(plan.suite, plan.datasets)
     cache = None
     if plan.record_cache is not None:
         cache = RecordCache(plan.record_cache, plan.suite, plan.limit, spec.expected_settings(),

@@ -37,6 +37,12 @@ Inputs = Callable[[Benchmark], dict[str, str | None]]
 _NUMERIC_LIBRARIES = ("lm_eval", "torch", "transformers", "vllm", "datasets")
 
 
+def _libraries() -> dict[str, str | None]:
+    """The versions of the libraries that compute the numbers (part of every key)."""
+    found = versions()
+    return {name: found.get(name) for name in _NUMERIC_LIBRARIES}
+
+
 class RecordCache:
     """``<folder>/<fingerprint>/<key>.json`` plus ``<key>.samples.jsonl``."""
 
@@ -58,9 +64,11 @@ class RecordCache:
         self.inputs = inputs
         self.run_id = run_id  # entries this run wrote are kept even under --refresh
         self.refresh = refresh  # --refresh: benchmark -> ignore entries of earlier runs
+        self._inputs: dict[str, dict[str, str | None]] = {}  # benchmark id -> its inputs, digested once a run
 
     def key(self, checkpoint: Checkpoint, benchmark: Benchmark) -> str:
-        found = versions()
+        if benchmark.id not in self._inputs:  # hashing task files and data: once, not at every get and put
+            self._inputs[benchmark.id] = self.inputs(benchmark)
         spec = benchmark.to_dict()
         shaping = {
             "fingerprint": checkpoint.fingerprint,
@@ -68,9 +76,9 @@ class RecordCache:
                                                "chat_template", "perplexity")},
             "limit": self.limit,
             "backend": self.backend_settings,
-            "libraries": {name: found.get(name) for name in _NUMERIC_LIBRARIES},
+            "libraries": _libraries(),
             "default_tasks": self.suite.include_default_tasks,
-            "inputs": self.inputs(benchmark),
+            "inputs": self._inputs[benchmark.id],
         }
         return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
@@ -101,9 +109,7 @@ class RecordCache:
     def chunks(self, checkpoint: Checkpoint, settings: dict[str, Any]) -> tuple[ChunkStore, str]:
         """The store of ``checkpoint``'s model outputs, chunk by chunk (``scorers.resume``), and
         the namespace of this model as loaded (``settings``: the backend's, with these libraries)."""
-        found = versions()
-        model = {"fingerprint": checkpoint.fingerprint, "backend": settings,
-                 "libraries": {name: found.get(name) for name in _NUMERIC_LIBRARIES}}
+        model = {"fingerprint": checkpoint.fingerprint, "backend": settings, "libraries": _libraries()}
         namespace = hashlib.sha256(json.dumps(model, sort_keys=True, default=str).encode()).hexdigest()[:32]
         return ChunkStore(self.folder / "chunks" / f"{checkpoint.fingerprint[:32]}.sqlite"), namespace
 

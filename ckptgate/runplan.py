@@ -242,6 +242,17 @@ def data_scorer(suite: Suite, datasets: Path | None) -> tuple[SuiteScorer, dict[
     the fetched perplexity slices, and the data it lacks (hub repo or slice -> the tasks or
     benchmarks reading it; a pip package's copy counts as there). Sets the HF offline switches:
     a gate run never downloads."""
+    scorer, lacking = _scorer_and_hub_gaps(suite, datasets)
+    return scorer, lacking | scorer.perplexity.missing(suite)
+
+
+def suite_scorer(suite: Suite, datasets: Path | None) -> SuiteScorer:
+    """The scorer of an evaluating process (an xdist worker): as :func:`data_scorer`'s, without
+    reading every slice again to see what is missing (the controller checked before any model loaded)."""
+    return _scorer_and_hub_gaps(suite, datasets)[0]
+
+
+def _scorer_and_hub_gaps(suite: Suite, datasets: Path | None) -> tuple[SuiteScorer, dict[str, list[str]]]:
     perplexity = PerplexityScorer(datasets)
     slice_names = frozenset(perplexity.catalogue)
     tasks = only(suite, "lm_eval")
@@ -249,7 +260,6 @@ def data_scorer(suite: Suite, datasets: Path | None) -> tuple[SuiteScorer, dict[
     snapshots, missing = hubdata.available(hubdata.load_manifest(), needed)
     hubdata.go_offline()
     lacking = {repo: needed[repo] for repo in missing if repo not in PACKAGED}
-    lacking |= perplexity.missing(suite)
     return SuiteScorer(LmEvalTaskScorer(datasets, snapshots, other_data=slice_names), perplexity), lacking
 
 

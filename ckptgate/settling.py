@@ -73,12 +73,11 @@ def publish(state: RunState, rows: list[results.SummaryRow]) -> None:
     plan = state.plan
     results.write_summary(results.run_dir(plan.results_dir, plan.run_id), rows,
                           reports.markdown(rows, state.run_metadata()))
-    records = results.read_records(plan.results_dir)
-    mine = {(r["checkpoint"]["label"], r["benchmark"]["id"]): _settings(r) for r in records
-            if r.get("run", {}).get("id") == plan.run_id}
-    history.record(plan.results_dir, state.history_run(), rows, mine)
-    with exclusive(plan.results_dir / ".summary.lock"):
-        records = results.read_records(plan.results_dir)  # again, under the lock: another run may have written
+    with exclusive(plan.results_dir / ".summary.lock"):  # read under the lock: another run may be writing
+        records = results.read_records(plan.results_dir)
+        mine = {(r["checkpoint"]["label"], r["benchmark"]["id"]): _settings(r) for r in records
+                if r.get("run", {}).get("id") == plan.run_id}
+        history.record(plan.results_dir, state.history_run(), rows, mine)
         everything = results.sort_rows(row for record in records for row in results.rows_from_record(record))
         runs = {row.run_id for row in everything}
         meta = {"contents": "the latest result of every checkpoint x benchmark in this folder, whichever run wrote "

@@ -170,11 +170,17 @@ def _read_meta(folder: Path) -> dict[str, Any]:
                             "run `ckptgate prefill` again") from None
 
 
+def local_copy(spec: Slice, datasets: Path | None) -> Path | None:
+    """The slice's local copy, ``<datasets>/<slice id>/<split>.jsonl``, if there is one."""
+    local = None if datasets is None else datasets / spec.id / f"{spec.split}.jsonl"
+    return local if local is not None and local.is_file() else None
+
+
 def load(spec: Slice, datasets: Path | None = None) -> FetchedSlice:
     """The slice's documents: a local copy under ``datasets`` if there is one, else what prefill
     fetched (checked against its hash); a clear error saying how to fetch them otherwise."""
-    local = None if datasets is None else datasets / spec.id / f"{spec.split}.jsonl"
-    if local is not None and local.is_file():
+    local = local_copy(spec, datasets)
+    if local is not None:
         rows = _jsonl(local)
         texts = [text for row in rows if (text := spec.text(row)).strip()]
         record = {"source": "local", "path": str(local), "sha256": files_digest([(DOCS_NAME, local)])}

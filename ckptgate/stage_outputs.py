@@ -60,10 +60,13 @@ def _read(folder: Path, bench: Benchmark) -> dict[str, Any] | None:
     path = folder / f"{bench.id}.json"
     if not path.is_file():
         return None
-    record = json.loads(path.read_text(encoding="utf-8"))
-    samples = folder / record["samples_file"]
-    record["samples"] = [json.loads(line) for line in samples.read_text(encoding="utf-8").splitlines() if line]
-    return dict(record)
+    return dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def _samples(folder: Path, record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The record's per-sample records (only Tier 4 needs them: its responses)."""
+    text = (folder / record["samples_file"]).read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines() if line]
 
 
 def _head(label: str, suite: Suite, records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -126,7 +129,7 @@ def _tier3(folder: Path, label: str, suite: Suite, records: list[dict[str, Any]]
 def _tier4(folder: Path, label: str, suite: Suite, records: list[dict[str, Any]]) -> None:
     reports, generations = [], []
     for record in records:
-        for sample in sorted(record["samples"], key=lambda s: s["doc_id"]):
+        for sample in sorted(_samples(folder, record), key=lambda s: s["doc_id"]):
             doc, response = sample["doc"], _response(sample)
             report = prompt_report(_prompt(doc), response)
             reports.append(report)

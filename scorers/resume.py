@@ -59,6 +59,19 @@ class ChunkStore:
             return int(db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
 
 
+def stored_chunks(folder: Path) -> int:
+    """How many chunks the stores in ``folder`` hold, read while a run may be writing them (a
+    store whose table is still being created counts 0)."""
+    total = 0
+    for path in folder.glob("*.sqlite"):
+        with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)) as db:
+            try:
+                total += db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+            except sqlite3.OperationalError:
+                pass
+    return total
+
+
 def run_chunked(store: ChunkStore, namespace: str, call: Callable[[list[Any]], Sequence[Any]], items: list[Any],
                 describe: Callable[[Any], Any], counts: Counter[str]) -> list[Any]:
     """``call`` over ``items`` in :data:`CHUNKS` chunks, each read from ``store`` when it holds it

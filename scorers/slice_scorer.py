@@ -65,8 +65,7 @@ class PerplexityScorer:
         wanted = {}
         for bench in of_kind(suite.benchmarks):
             spec = self.slice_for(suite, bench)
-            local = None if self.datasets is None else self.datasets / spec.id / f"{spec.split}.jsonl"
-            if local is None or not local.is_file():
+            if slices.local_copy(spec, self.datasets) is None:
                 previous = wanted.get(spec.id)
                 wanted[spec.id] = spec if previous is None or previous.target_tokens < spec.target_tokens else previous
         return [slices.fetch(spec) for spec in wanted.values()]

@@ -207,11 +207,14 @@ def test_a_change_to_what_a_benchmark_reads_misses_the_record_cache() -> None:
 
     bridge = Checkpoint(label="bridge", path=Path("/x/b"), step=None, load_path=Path("/x/b"), fingerprint="ab" * 32)
     inputs = {"code": "0" * 64, "task_files": "1" * 64}
-    cache = recordcache.RecordCache(Path("/unused"), SUITE, limit=None, backend_settings={"backend": "fake"},
-                                    inputs=lambda bench: dict(inputs))
-    before = cache.key(bridge, B)
+
+    def cache() -> recordcache.RecordCache:  # one per run: a run digests each benchmark's inputs once
+        return recordcache.RecordCache(Path("/unused"), SUITE, limit=None, backend_settings={"backend": "fake"},
+                                       inputs=lambda bench: dict(inputs))
+
+    before = cache().key(bridge, B)
     inputs["code"] = "2" * 64  # e.g. math_answers.py fixed
-    assert cache.key(bridge, B) != before
+    assert cache().key(bridge, B) != before
 
 
 def test_the_scoring_code_of_each_kind_covers_what_it_runs() -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import time
 from collections import Counter
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from scorers.resume import CHUNKS, ChunkStore, run_chunked
+from scorers.resume import CHUNKS, ChunkStore, run_chunked, stored_chunks
 from test_e2e import PYTEST, ROOT
 
 LIMIT = "40"
@@ -30,14 +29,7 @@ def _env() -> dict[str, str]:
 
 
 def _stored(cache: Path) -> int:
-    total = 0
-    for path in (cache / "chunks").glob("*.sqlite"):
-        with sqlite3.connect(path, timeout=30) as db:
-            try:
-                total += db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
-            except sqlite3.OperationalError:  # the table is being created
-                pass
-    return total
+    return stored_chunks(cache / "chunks")
 
 
 def _outputs(results: Path) -> tuple[dict[str, bytes], dict[str, object]]:
