@@ -32,7 +32,8 @@ def gate(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def demo_run(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
     results_dir = tmp_path_factory.mktemp("results")
-    proc = gate("-n", "2", "--checkpoint", "demo:all", "--results-dir", str(results_dir))
+    cache = tmp_path_factory.mktemp("records")  # its own: every benchmark scored here, none read from another test's run
+    proc = gate("-n", "2", "--checkpoint", "demo:all", "--results-dir", str(results_dir), "--record-cache", str(cache))
     return proc, results_dir
 
 
@@ -193,7 +194,7 @@ def test_one_task_at_two_shot_counts(demo_root: Path, tmp_path: Path) -> None:
     )
     results_dir = tmp_path / "results"
     proc = gate("--checkpoint", str(demo_root / "step_0800"), "--suite", str(suite), "--limit", "8",
-                "--results-dir", str(results_dir))
+                "--results-dir", str(results_dir), "--record-cache", str(tmp_path / "records"))  # scored here, all of it
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     records = {p.stem: json.loads(p.read_text()) for p in (results_dir / "by_checkpoint" / "step_0800").glob("*.json")}
     assert {bid: r["config"]["num_fewshot"] for bid, r in records.items()} == {"arith0": 0, "arith3": 3, "choice": 0, "text": 0}
