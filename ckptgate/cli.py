@@ -4,6 +4,7 @@
     ckptgate demo --retrain DIR       train the demo series afresh into DIR (how it was made)
     ckptgate checkpoints PATH...      discover and validate checkpoints, print their fingerprints
     ckptgate report [--results-dir]   rebuild eval_summary.csv and summary.md from stored results
+    ckptgate trend RESULTS_DIR        the history as one self-contained HTML trend report
     ckptgate prefill --suite NAME     fetch the hub datasets a suite reads, pin them in a manifest
     ckptgate calibrate --checkpoint RUN --suite NAME [--last K]
                                       margins from the noise between a run's last checkpoints
@@ -80,6 +81,16 @@ def _history(args: argparse.Namespace) -> int:
     else:
         print("\n".join(history.table(rows)))
         print(f"{len(rows)} row(s) from {len({row['run_id'] for row in rows})} run(s) in {history.db_path(results_dir)}")
+    return 0
+
+
+def _trend(args: argparse.Namespace) -> int:
+    from ckptgate import trend
+
+    results_dir = Path(args.results_dir)  # or its history.sqlite
+    folder = results_dir.parent if results_dir.is_file() else results_dir
+    out = Path(args.out) if args.out else folder / trend.REPORT_NAME
+    print(f"wrote {trend.write_report(results_dir, out, suite=args.suite, title=args.title)}")
     return 0
 
 
@@ -166,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     hist.add_argument("--primary", action="store_true", help="only primary metrics")
     hist.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     hist.set_defaults(func=_history)
+    trend = sub.add_parser("trend", help="the history as one self-contained HTML file: plots by step, latest verdicts")
+    trend.add_argument("results_dir", metavar="RESULTS_DIR", help="results folder (its history.sqlite)")
+    trend.add_argument("--out", help="HTML file to write (default: RESULTS_DIR/trend.html)")
+    trend.add_argument("--suite", help="only this suite's runs")
+    trend.add_argument("--title", help="the page's title")
+    trend.set_defaults(func=_trend)
     prefill = sub.add_parser("prefill", help="fetch every hub dataset a suite reads (where the hub is reachable)")
     prefill.add_argument("--suite", required=True, help="suite name or YAML path")
     prefill.add_argument("--model", help="also fetch this hub model's config and tokenizer (or check a local checkpoint)")
