@@ -19,13 +19,12 @@ import pytest
 
 from ckptgate import benchmark_run as runs
 from ckptgate import collection, devices, gate, invocation, options, scheduling, settling, terminal, workers
-from ckptgate.backends import LoadSpec, ModelPool
+from ckptgate.backends import ModelPool
 from ckptgate.benchmark_run import INCONCLUSIVE_WORD, BenchmarkRun
 from ckptgate.collection import Case
 from ckptgate.errors import CkptgateError
 from ckptgate.evaluation import Evaluator
-from ckptgate.recordcache import RecordCache
-from ckptgate.runplan import RunPlan, plan_run, suite_scorer
+from ckptgate.runplan import RunPlan, fully_cached, load_spec, plan_run, record_cache, suite_scorer
 from ckptgate.runstate import RunState
 
 __all__ = ["BenchmarkRun", "Case"]
@@ -52,6 +51,7 @@ def pytest_configure(config: pytest.Config) -> None:
         plan = _worker_plan(config) if on_worker else plan_run(
             config.option, workers=workers.worker_count(config), collect_only=config.option.collectonly,
             progress=workers.capture_disabled(config))
+        in_process = plan is not None and not on_worker and _all_cached(config, plan)
         if plan is not None and not on_worker:
             workers.pin_main_process(config, plan)
     except CkptgateError as exc:
@@ -60,6 +60,8 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     state = RunState(plan, worker=workers.worker_id(config))
     config.stash[_STATE] = state
+    if in_process:
+        state.notes.append("every result is in the record cache: no model loads, no workers started")
     for tag in sorted(plan.suite.tags()):
         config.addinivalue_line("markers", f"{tag}: benchmarks tagged '{tag}' in the suite.")
     if config.pluginmanager.hasplugin("xdist"):
@@ -70,6 +72,15 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.loadgroup = True
     else:
         workers.force_loadgroup(config)
+
+
+def _all_cached(config: pytest.Config, plan: RunPlan) -> bool:
+    """With every result cached, xdist's workers would only import and read files: run in this
+    process instead (switched before xdist's own configure hook, which then starts none)."""
+    if workers.worker_count(config) == 1 or config.option.collectonly or not fully_cached(plan):
+        return False
+    workers.run_in_this_process(config)
+    return True
 
 
 def _worker_plan(config: pytest.Config) -> RunPlan | None:
@@ -83,8 +94,8 @@ def _plan(config: pytest.Config) -> RunPlan | None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
-    plan = _plan(config)
-    return None if plan is None else terminal.header(plan)
+    state = config.stash.get(_STATE, None)
+    return None if state is None else terminal.header(state.plan, state.notes)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -101,16 +112,10 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 def evaluator(pytestconfig: pytest.Config) -> Iterator[Evaluator]:
     state = pytestconfig.stash[_STATE]
     plan = state.plan
-    spec = LoadSpec(plan.backend, plan.device, workers.worker_count(pytestconfig), plan.suite.max_model_len,
-                    plan.tensor_parallel)
+    spec = load_spec(plan, workers.worker_count(pytestconfig))
     pool = ModelPool(spec)
     scorer = suite_scorer(plan.suite, plan.datasets)
-    cache = None
-    if plan.record_cache is not None:
-        cache = RecordCache(plan.record_cache, plan.suite, plan.limit, spec.expected_settings(),
-                            lambda bench: scorer.inputs(plan.suite, bench), run_id=plan.run_id,
-                            refresh=plan.refreshes)
-    yield Evaluator(pool, scorer, plan.suite, plan.limit, cache)
+    yield Evaluator(pool, scorer, plan.suite, plan.limit, record_cache(plan, spec, scorer))
     pool.close(collect=False)  # the session is over: the process exits next
     state.loads.update(pool.loads)
 

@@ -87,6 +87,17 @@ class RecordCache:
         return base.with_suffix(".json"), base.with_suffix(".samples.jsonl")
 
     def get(self, checkpoint: Checkpoint, benchmark: Benchmark) -> ScoreResult | None:
+        found = self._read(checkpoint, benchmark)
+        if found is None:
+            return None
+        record, lines = found
+        return ScoreResult.from_dict(record, [json.loads(line) for line in lines])
+
+    def has(self, checkpoint: Checkpoint, benchmark: Benchmark) -> bool:
+        """Whether :meth:`get` would return a result (without parsing its samples)."""
+        return self._read(checkpoint, benchmark) is not None
+
+    def _read(self, checkpoint: Checkpoint, benchmark: Benchmark) -> tuple[dict[str, Any], list[str]] | None:
         record_path, samples_path = self._paths(checkpoint, benchmark)
         try:
             record = json.loads(record_path.read_text(encoding="utf-8"))
@@ -97,7 +108,7 @@ class RecordCache:
             return None  # samples replaced after the record was written: treat as missing
         if self.refresh(benchmark) and record.get("run_id") != self.run_id:
             return None  # --refresh: scored again (once: what this run writes is kept)
-        return ScoreResult.from_dict(record, [json.loads(line) for line in lines])
+        return record, lines
 
     def put(self, checkpoint: Checkpoint, benchmark: Benchmark, result: ScoreResult) -> None:
         record_path, samples_path = self._paths(checkpoint, benchmark)

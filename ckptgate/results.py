@@ -122,7 +122,10 @@ class SummaryRow:
 
 def to_json(data: Any, **kwargs: Any) -> str:
     """JSON with non-finite floats as null and anything else unserialisable as its repr."""
-    return json.dumps(_finite(data), default=repr, ensure_ascii=False, **kwargs)
+    try:  # most data is finite with string keys: serialised directly, without a sanitised copy
+        return json.dumps(data, allow_nan=False, default=repr, ensure_ascii=False, **kwargs)
+    except (ValueError, TypeError):
+        return json.dumps(_finite(data), default=repr, ensure_ascii=False, **kwargs)
 
 
 def _finite(data: Any) -> Any:

@@ -25,6 +25,7 @@ from ckptgate.cache import cache_root
 from ckptgate.checkpoints import Checkpoint, discover_all, parameter_count
 from ckptgate.errors import CkptgateError, DeviceError
 from ckptgate.options import ALL, DEMO, DEMO_ALL
+from ckptgate.recordcache import RecordCache
 from ckptgate.suites import Benchmark, Suite, did_you_mean, load_suite
 from scorers.lm_eval_task import LmEvalTaskScorer
 from scorers.packaged_data import PACKAGED
@@ -244,6 +245,30 @@ def data_scorer(suite: Suite, datasets: Path | None) -> tuple[SuiteScorer, dict[
     a gate run never downloads."""
     scorer, lacking = _scorer_and_hub_gaps(suite, datasets)
     return scorer, lacking | scorer.perplexity.missing(suite)
+
+
+def load_spec(plan: RunPlan, processes: int) -> LoadSpec:
+    """How each of ``processes`` evaluating processes loads its models."""
+    return LoadSpec(plan.backend, plan.device, processes, plan.suite.max_model_len, plan.tensor_parallel)
+
+
+def record_cache(plan: RunPlan, spec: LoadSpec, scorer: SuiteScorer) -> RecordCache | None:
+    """The run's record cache (None with ``--record-cache none``)."""
+    if plan.record_cache is None:
+        return None
+    return RecordCache(plan.record_cache, plan.suite, plan.limit, spec.expected_settings(),
+                       lambda bench: scorer.inputs(plan.suite, bench), run_id=plan.run_id, refresh=plan.refreshes)
+
+
+def fully_cached(plan: RunPlan) -> bool:
+    """Whether the record cache holds every planned result (each checkpoint, bridges included, x
+    each benchmark but the opt-in ones): then no model is loaded and the run needs no workers.
+    Only parallelism depends on it: a result found missing later is scored all the same."""
+    if plan.refresh or plan.update_baseline:
+        return False
+    cache = record_cache(plan, load_spec(plan, 1), suite_scorer(plan.suite, plan.datasets))
+    return cache is not None and all(cache.has(ckpt, bench) for ckpt in plan.checkpoints
+                                     for bench in plan.suite.benchmarks if not bench.opt_in)
 
 
 def suite_scorer(suite: Suite, datasets: Path | None) -> SuiteScorer:

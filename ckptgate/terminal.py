@@ -3,6 +3,7 @@ update, the self-check problems and the run's verdict line."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ckptgate import exitcodes, reports, results
@@ -10,13 +11,13 @@ from ckptgate.runplan import NOT_REPRODUCIBLE, RunPlan
 from ckptgate.runstate import RunState
 
 
-def header(plan: RunPlan) -> list[str] | None:
+def header(plan: RunPlan, notes: Sequence[str] = ()) -> list[str] | None:
     if plan.devices is None:
         return None
     lines = [f"ckptgate: device {plan.devices.describe()}, backend {plan.backend}"]
     if plan.tensor_parallel > 1:
         lines.append(f"ckptgate: {NOT_REPRODUCIBLE.format(tp=plan.tensor_parallel)}")
-    return lines + [f"ckptgate: {n}" for n in plan.devices.notes]
+    return lines + [f"ckptgate: {n}" for n in [*plan.devices.notes, *notes]]
 
 
 def summary(tr: Any, state: RunState) -> None:

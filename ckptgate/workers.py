@@ -38,6 +38,14 @@ def pin_main_process(config: pytest.Config, plan: RunPlan) -> None:
         devices.pin_this_process(devices.worker_env(gpus.worker_gpus(0), tuple(devices.free_ports(2))))
 
 
+def run_in_this_process(config: pytest.Config) -> None:
+    """Start no xdist workers: this process runs every test (called from this plugin's
+    ``pytest_configure``, which runs before xdist's: xdist then starts no distributed session)."""
+    config.option.dist = "no"
+    config.option.tx = []
+    config.option.numprocesses = 0
+
+
 def force_loadgroup(config: pytest.Config) -> None:
     """All of one checkpoint's tests must run on one worker, or the model loads twice."""
     dist = getattr(config.option, "dist", "no")

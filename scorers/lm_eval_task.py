@@ -11,10 +11,10 @@ import functools
 import hashlib
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 from ckptgate.atomicio import publish_dir
 from ckptgate.cache import cache_root, files_digest
@@ -25,6 +25,7 @@ from scorers.code_programs import sandbox_record
 from scorers.lm_eval_speedups import install_template_cache
 from scorers.nltk_data import ensure_punkt_tab, needs_punkt_tab
 from scorers.packaged_data import packaged_files
+from scorers.task_index import TaskIndex, load_or_build
 
 if TYPE_CHECKING:
     from lm_eval.tasks import TaskManager
@@ -52,6 +53,32 @@ def suite_task_manager(suite: Suite) -> TaskManager:
     return task_manager(suite.task_paths, suite.include_default_tasks)
 
 
+Index = Union["TaskManager", TaskIndex]
+"""What reads the task index: lm-eval's manager, or the part of it kept between runs."""
+
+
+@functools.cache
+def _task_index(task_paths: tuple[Path, ...], include_defaults: bool, names: tuple[str, ...]) -> Index:
+    index = load_or_build(task_paths, include_defaults, names, lambda: task_manager(task_paths, include_defaults),
+                          task_yamls)
+    return task_manager(task_paths, include_defaults) if index is None else index
+
+
+def suite_task_index(suite: Suite, extra: Iterable[str] = ()) -> Index:
+    """The suite's tasks (and ``extra`` names: local data folders) as lm-eval indexes them,
+    without building a ``TaskManager`` when a stored snapshot is still valid (see
+    :mod:`scorers.task_index`): what a run needs before loading any task."""
+    names = tuple(sorted({b.task for b in suite.benchmarks} | set(extra)))
+    return _task_index(suite.task_paths, suite.include_default_tasks, names)
+
+
+def yamls_of(index: Index, task: str) -> list[Path]:
+    """:func:`task_yamls`, from the snapshot when it holds them."""
+    if isinstance(index, TaskIndex) and task in index.yamls:
+        return index.yamls[task]
+    return task_yamls(index, task)  # type: ignore[arg-type]
+
+
 class LmEvalTaskScorer:
     """Runs a benchmark's lm-eval task through ``lm_eval.simple_evaluate``.
 
@@ -68,10 +95,20 @@ class LmEvalTaskScorer:
         self.snapshots = snapshots or {}
         self.other_data = other_data  # --datasets folders that belong to other scorers (perplexity slices)
 
+    def index(self, suite: Suite) -> Index:
+        """The suite's task index, with the local data folders' names (each must name a task)."""
+        return suite_task_index(suite, self._local_names())
+
+    def _local_names(self) -> list[str]:
+        if self.datasets is None:
+            return []
+        return [p.name for p in self.datasets.iterdir() if p.is_dir() and p.name not in self.other_data]
+
     def check(self, suite: Suite) -> None:
-        known = set(suite_task_manager(suite).all_tasks)
+        base = self.index(suite)
+        known = set(base.all_tasks)
         if self.datasets is not None:
-            _local_overrides(suite_task_manager(suite), self.datasets, self.other_data)  # every local data folder names a task
+            _local_overrides(base, self.datasets, self.other_data)  # every local data folder names a task
         for bench in suite.benchmarks:
             if bench.task not in known:
                 close = difflib.get_close_matches(bench.task, known, n=3)
@@ -99,7 +136,7 @@ class LmEvalTaskScorer:
         task at two shot counts), so such benchmarks go to separate calls.
         """
         install_template_cache()
-        base, manager = suite_task_manager(suite), self.task_manager(suite)
+        base, manager = self.index(suite), self.task_manager(suite)
         prepared = [_prepare(manager, bench, self.local_data(bench.task, base), self.hub_data(bench.task, base))
                     for bench in benchmarks]
         scores: dict[str, ScoreResult] = {}
@@ -112,7 +149,7 @@ class LmEvalTaskScorer:
         that read them, indexed after lm-eval's own so they replace them (also as members of
         lm-eval's groups). Local data (--datasets) wins over a snapshot, a snapshot over the
         copy a pip package ships."""
-        base = suite_task_manager(suite)
+        base = self.index(suite)
         configs = {}
         for repo, leaves in self.hub_repos(suite).items():
             snapshot, files = self.snapshots.get(repo), self._packaged(repo)
@@ -126,10 +163,10 @@ class LmEvalTaskScorer:
         if self.datasets is not None:
             configs |= _local_overrides(base, self.datasets, self.other_data)
         if not configs:
-            return base
+            return suite_task_manager(suite)
         return task_manager(suite.task_paths + (_override_dir(configs),), suite.include_default_tasks)
 
-    def local_data(self, task: str, base: TaskManager) -> LocalData | None:
+    def local_data(self, task: str, base: Index) -> LocalData | None:
         """Local split files (task -> split -> file) for ``task`` and, for a group, its members:
         given with --datasets or shipped by a pip package; None when the task reads a hub dataset."""
         found = {}
@@ -143,7 +180,7 @@ class LmEvalTaskScorer:
     def hub_repos(self, suite: Suite, benchmarks: Sequence[Benchmark] | None = None) -> dict[str, list[str]]:
         """Hub dataset repositories the benchmarks read, each with the lm-eval tasks reading it;
         tasks given local data with --datasets read none."""
-        base = suite_task_manager(suite)
+        base = self.index(suite)
         repos: dict[str, list[str]] = {}
         for bench in suite.benchmarks if benchmarks is None else benchmarks:
             for leaf in leaf_tasks(base, bench.task):
@@ -152,7 +189,7 @@ class LmEvalTaskScorer:
                     repos.setdefault(repo, []).append(leaf)
         return repos
 
-    def hub_data(self, task: str, base: TaskManager) -> dict[str, Any] | None:
+    def hub_data(self, task: str, base: Index) -> dict[str, Any] | None:
         """The prefetched snapshots ``task`` (or its group's members) reads: repo -> record.
         ``base`` is the suite's own task manager (tasks as lm-eval registers them)."""
         used = {}
@@ -171,7 +208,7 @@ class LmEvalTaskScorer:
         """A pip package's copy of ``repo`` (split -> file), when no snapshot was fetched."""
         return packaged_files(repo) if repo is not None and repo not in self.snapshots else None
 
-    def data_digest(self, task: str, base: TaskManager) -> str | None:
+    def data_digest(self, task: str, base: Index) -> str | None:
         """What the task reads instead of the hub's current data (local files, prefetched
         snapshots), as one digest: part of the bridge-record cache key."""
         local = local_data_digest(self.local_data(task, base))
@@ -189,14 +226,14 @@ def _splits(folder: Path) -> dict[str, Path]:
     return {path.stem: path for path in sorted(folder.glob("*.jsonl"))}
 
 
-def _repo(base: TaskManager, task: str) -> str | None:
+def _repo(base: Index, task: str) -> str | None:
     """The hub dataset repository lm-eval task ``task`` reads; None for local or generated data."""
     entry = base.task_index.get(task)
     path = None if entry is None else (entry.cfg or {}).get("dataset_path")
     return path if is_hub_dataset(path) else None
 
 
-def leaf_tasks(manager: TaskManager, name: str) -> list[str]:
+def leaf_tasks(manager: Index, name: str) -> list[str]:
     """The lm-eval tasks ``name`` runs: itself, or a group's or tag's members, recursively (from
     the task index: nothing is loaded, no dataset is touched)."""
     entry = manager.task_index.get(name)
@@ -351,7 +388,7 @@ def _prepare(manager: TaskManager, bench: Benchmark, local: LocalData | None = N
     return _Prepared(bench, task, dict(loaded["tasks"]), gen_kwargs, dataset, hub, subset)
 
 
-def _local_overrides(base: TaskManager, datasets: Path, skip: frozenset[str] = frozenset()) -> dict[str, dict[str, Any]]:
+def _local_overrides(base: Index, datasets: Path, skip: frozenset[str] = frozenset()) -> dict[str, dict[str, Any]]:
     """One task config per local data folder (except those named in ``skip``), reading the
     folder's split files."""
     configs = {}
@@ -364,7 +401,7 @@ def _local_overrides(base: TaskManager, datasets: Path, skip: frozenset[str] = f
     return configs
 
 
-def _override(base: TaskManager, task: str, **fields: Any) -> dict[str, Any]:
+def _override(base: Index, task: str, **fields: Any) -> dict[str, Any]:
     """A task config that ``include``s the registered ``task`` and replaces some of its fields
     (where its data comes from); same name, so it replaces the registered task."""
     return {"include": str(base.task_index[task].yaml_path), "task": task, **fields}

@@ -9,7 +9,7 @@ from dataclasses import replace
 from ckptgate.scores import LoadedModel, ScoreResult
 from ckptgate.suites import Benchmark, Suite
 from scorers import inputs
-from scorers.lm_eval_task import LmEvalTaskScorer, suite_task_manager, task_yamls
+from scorers.lm_eval_task import LmEvalTaskScorer, yamls_of
 from scorers.slice_scorer import KIND as PERPLEXITY
 from scorers.slice_scorer import PerplexityScorer
 
@@ -43,7 +43,7 @@ class SuiteScorer:
             spec = self.perplexity.slice_for(suite, bench)
             return {"data": self.perplexity.data_digest(suite, bench), "slice": repr(spec),
                     "code": inputs.code_digest(PERPLEXITY)}
-        base = suite_task_manager(suite)
-        files = inputs.task_files(task_yamls(base, bench.task))
+        base = self.lm_eval.index(suite)
+        files = inputs.task_files(yamls_of(base, bench.task))
         return {"data": self.lm_eval.data_digest(bench.task, base), "task_files": inputs.files_key(files),
                 "code": inputs.code_digest("lm_eval", inputs.scorer_modules(files))}

@@ -104,6 +104,24 @@ def test_a_rerun_reads_every_result_from_the_cache_marks_it_and_refresh_scores_a
     assert proc.returncode == 4 and "--refresh chioce: suite 'demo' has no benchmark 'chioce'; did you mean 'choice'" in out
 
 
+def test_a_fully_cached_run_starts_no_workers_and_loads_no_model(demo_root: Path, tmp_path: Path) -> None:
+    """Every benchmark of the suite (no -k: a selection is known only after workers start)."""
+    cache, args = tmp_path / "records", ("--checkpoint", str(demo_root / "step_0800"), "-k", "choice or text or arith")
+    cold = _gate(tmp_path / "cold", cache, *args)
+    assert cold.communicate(timeout=600)[0] and cold.returncode == 0
+    warm = _gate(tmp_path / "warm", cache, *args, "-n", "2")  # the last -n wins
+    out = warm.communicate(timeout=600)[0]
+    assert warm.returncode == 0, out[-3000:]
+    assert "every result is in the record cache: no model loads, no workers started" in out
+    assert "workers" not in out.replace("no workers started", "")
+    assert [r["value"] for r in _csv(tmp_path / "warm" / "eval_summary.csv")] == [
+        r["value"] for r in _csv(tmp_path / "cold" / "eval_summary.csv")]
+    partly = _gate(tmp_path / "partly", cache, *args, "-n", "2", "--refresh", "choice")  # something to score: workers
+    out = partly.communicate(timeout=600)[0]
+    assert partly.returncode == 0, out[-3000:]
+    assert "no workers started" not in out and "created: 2/2 workers" in out
+
+
 def _inputs_of(suite_path: Path) -> dict[str, dict[str, str | None]]:
     from ckptgate.runplan import data_scorer
     from ckptgate.suites import load_suite

@@ -11,12 +11,13 @@ import gc
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
-
-from lm_eval.api.model import LM
+from typing import TYPE_CHECKING, Any
 
 from ckptgate.checkpoints import Checkpoint
 from ckptgate.errors import CkptgateError
+
+if TYPE_CHECKING:  # lm-eval is imported by the backend that loads a model, not by a cached run
+    from lm_eval.api.model import LM
 
 BACKENDS = ("auto", "hf", "vllm")
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
-from lm_eval.models.huggingface import HFLM
+from typing import TYPE_CHECKING, Any
 
 from ckptgate.checkpoints import Checkpoint
 from ckptgate.devices import cpu_share
 from ckptgate.scores import SEED
+
+if TYPE_CHECKING:
+    from lm_eval.models.huggingface import HFLM
 
 # lm-eval's "auto" batch size probes for the largest batch that does not run out of memory;
 # on CPU that probe allocates until the host swaps, so CPU runs use a fixed batch size.
@@ -39,7 +39,11 @@ def load(checkpoint: Checkpoint, device: str = "cpu", processes: int = 1,
          max_model_len: int | None = None) -> tuple[HFLM, dict[str, Any]]:
     """Load ``checkpoint`` into lm-eval's HFLM on ``device`` (the planner's: "cuda" is the one GPU
     this worker sees); ``processes`` evaluate on this host at once; ``max_model_len`` caps prompt
-    + generation like vLLM's setting of that name (HFLM max_length)."""
+    + generation like vLLM's setting of that name (HFLM max_length). torch and lm-eval's HF
+    model are imported here: a run whose results all come from the record cache never pays for them."""
+    import torch
+    from lm_eval.models.huggingface import HFLM
+
     settings = settings_for(device, processes, max_model_len)
     if settings["torch_threads"] is not None:
         torch.set_num_threads(settings["torch_threads"])

@@ -47,20 +47,20 @@ def _successes(value: float, n: int, successes: int | None) -> int:
 
 def clopper_pearson(k: int, n: int) -> tuple[float, float]:
     """Exact two-sided 95% interval of a binomial proportion (0 and 1 included at the ends)."""
-    beta = scipy_module().stats.beta
+    betaincinv = scipy_module().special.betaincinv  # the beta distribution's quantile: (a, b, q)
     tail = (1.0 - CONFIDENCE) / 2
-    low = 0.0 if k == 0 else float(beta.ppf(tail, k, n - k + 1))
-    high = 1.0 if k == n else float(beta.ppf(1.0 - tail, k + 1, n - k))
+    low = 0.0 if k == 0 else float(betaincinv(k, n - k + 1, tail))
+    high = 1.0 if k == n else float(betaincinv(k + 1, n - k, 1.0 - tail))
     return low, high
 
 
 def _exact_vs_number(k: int, n: int, p_ref: float, margin: float) -> tuple[float, float]:
     """Exact binomial p-values of k successes in n against a fixed p_ref (higher is better)."""
-    binom = scipy_module().stats.binom
-    p_regression = float(binom.cdf(k, n, _clip(p_ref)))  # H0: p >= p_ref
+    special = scipy_module().special  # binomial cdf bdtr(k, n, p) = P(X <= k), bdtrc = P(X > k)
+    p_regression = float(special.bdtr(k, n, _clip(p_ref)))  # H0: p >= p_ref
     if p_ref - margin < 0.0:  # H0 "p <= p_ref - margin" holds for no rate: nothing to reject
         return min(1.0, p_regression), 0.0
-    p_noninferiority = float(binom.sf(k - 1, n, p_ref - margin))  # H0: p <= p_ref - margin
+    p_noninferiority = float(special.bdtrc(k - 1, n, p_ref - margin))  # H0: p <= p_ref - margin
     return min(1.0, p_regression), min(1.0, p_noninferiority)
 
 

@@ -22,12 +22,21 @@ EPS = 1e-12
 
 @functools.cache
 def scipy_module() -> Any:
-    """scipy (stats, optimize), imported on first use: it takes over a second to import, and a run
-    that compares nothing (thresholds only) never needs it."""
-    import scipy.optimize
-    import scipy.stats
+    """scipy's special functions, imported on first use. scipy.stats is not
+    imported: it takes over a second, which a run whose results all come from the record cache
+    would spend on every start; its distributions are these special functions (binomial tails
+    ``bdtr``/``bdtrc``, Student's t ``stdtr``/``stdtrit``, the beta quantile ``betaincinv``)."""
+    import scipy.special
 
     return scipy
+
+
+@functools.cache
+def brentq() -> Any:
+    """scipy's Brent root finder (scipy.optimize, imported on first use)."""
+    import scipy.optimize
+
+    return scipy.optimize.brentq
 
 
 def norm_cdf(x: Any) -> Any:
@@ -142,13 +151,13 @@ def sample_sd(x: np.ndarray) -> float:
 def invert(z_of: Callable[[float], float], estimate: float, low: float, high: float) -> tuple[float, float]:
     """The two-sided 95% score interval {t : |z(t)| <= z_0.975}, z decreasing in t, within [low, high]."""
     q = norm_ppf(0.5 + CONFIDENCE / 2)
-    brentq = scipy_module().optimize.brentq
+    root = brentq()
 
     def bound(target: float, start: float, end: float) -> float:
         f = lambda t: z_of(t) - target  # noqa: E731
         if f(end) * f(start) > 0:  # never reaches the quantile inside the range: the range's end
             return end
-        return float(brentq(f, start, end, xtol=1e-12, rtol=1e-12))
+        return float(root(f, start, end, xtol=1e-12, rtol=1e-12))
 
     return bound(q, estimate, low), bound(-q, estimate, high)
 
@@ -166,7 +175,7 @@ def mcnemar_one_sided(losses: Any, wins: Any) -> Any:
     ):
         raise ValueError(f"losses and wins must be counts >= 0, got {losses!r}, {wins!r}")
     total = losses_a + wins_a
-    p = np.where(total == 0, 1.0, scipy_module().stats.binom.sf(losses_a - 1, np.maximum(total, 1), 0.5))
+    p = np.where(total == 0, 1.0, scipy_module().special.bdtrc(losses_a - 1, np.maximum(total, 1), 0.5))
     p = np.minimum(1.0, p)
     return float(p) if p.ndim == 0 else p
 

@@ -189,8 +189,8 @@ def _t_tests(d: np.ndarray, margin: float) -> tuple[float, float, str]:
     if se == 0.0:
         # The same difference on every item: the t-tests' limits (t = +-inf).
         return (0.0 if m < 0.0 else 1.0), (0.0 if m > -margin else 1.0), "paired t"
-    t = scipy_module().stats.t
-    return float(t.cdf(m / se, df=n - 1)), float(t.sf((m + margin) / se, df=n - 1)), "paired t"
+    stdtr = scipy_module().special.stdtr  # Student's t cdf: stdtr(df, x)
+    return float(stdtr(n - 1, m / se)), float(stdtr(n - 1, -(m + margin) / se)), "paired t"
 
 
 def _t_ci(delta: float, sd: float, n: int) -> tuple[float, float]:
@@ -200,7 +200,7 @@ def _t_ci(delta: float, sd: float, n: int) -> tuple[float, float]:
         return -math.inf, math.inf
     if sd == 0.0:
         return delta, delta
-    quantile = float(scipy_module().stats.t.ppf(0.5 + CONFIDENCE / 2, df=n - 1))
+    quantile = float(scipy_module().special.stdtrit(n - 1, 0.5 + CONFIDENCE / 2))
     half = quantile * sd / math.sqrt(n)
     return delta - half, delta + half
 
