@@ -9,6 +9,8 @@
     ckptgate calibrate --checkpoint RUN --suite NAME [--last K]
                                       margins from the noise between a run's last checkpoints
     ckptgate exec PROGRAM.py          run one program through the code sandbox, print the verdict
+    ckptgate slurm --checkpoint ROOT --shards N [--wait] [-- PYTEST_ARGS]
+                                      the gate as a SLURM job array of shards, then a merge job
 
 The gate itself runs under pytest: ``pytest -n 2 evaltests --checkpoint PATH``.
 """
@@ -152,6 +154,12 @@ def _exec(args: argparse.Namespace) -> int:
     return 0 if verdict.passed else 1
 
 
+def _slurm(args: argparse.Namespace) -> int:
+    from ckptgate import slurm
+
+    return slurm.command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ckptgate", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -203,6 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--allow-weaker", action="store_true",
                      help="run even where isolation layers are missing (they are listed in the verdict)")
     run.set_defaults(func=_exec)
+    from ckptgate import slurm
+
+    slurm_cmd = sub.add_parser("slurm", help="submit the gate to SLURM: a job array of N shards, then a merge job")
+    slurm.add_arguments(slurm_cmd)
+    slurm_cmd.set_defaults(func=_slurm)
     return parser
 
 
