@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ckptgate import gate, records, reports, results, status
+from ckptgate import failures, gate, records, reports, results, status
 from ckptgate.baselines import run_settings
 from ckptgate.checkpoints import Checkpoint
 from ckptgate.collection import Case
@@ -62,8 +62,11 @@ def run(state: RunState, evaluator: Evaluator, case: Case, planned: Callable[[],
     except BaseException as exc:
         message = str(exc) if isinstance(exc, CkptgateError) else f"{type(exc).__name__}: {exc}"
         _add_rows(state, case.checkpoint, case.benchmark, gate.error_checks(case.benchmark, message))
+        machine = failures.infrastructure(exc)
+        if machine is not None:
+            state.infrastructure.append(f"{case.checkpoint.label} {case.benchmark.id}: {machine}")
         status.emit(target, status.line("end", **where, outcome="error", error=message,
-                                        duration_s=round(time.monotonic() - started, 3)))
+                                        infrastructure=machine, duration_s=round(time.monotonic() - started, 3)))
         if isinstance(exc, CkptgateError):
             pytest.fail(message, pytrace=False)
         raise

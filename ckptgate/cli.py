@@ -22,7 +22,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ckptgate.errors import CkptgateError
+from ckptgate import exitcodes
+from ckptgate.errors import CkptgateError, InfrastructureError
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -223,9 +224,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
+    except InfrastructureError as exc:
+        print(f"ckptgate: infrastructure failure: {exc}", file=sys.stderr)
+        return exitcodes.INFRA
     except CkptgateError as exc:
         print(f"ckptgate: error: {exc}", file=sys.stderr)
-        return 2
+        return exitcodes.USAGE
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from typing import Any
 
 import psutil
 
-from ckptgate.errors import DeviceError
+from ckptgate.errors import DeviceError, GpuUnavailable
 
 # Memory a GPU may show in use and still count as free: the driver's own context on an idle
 # GPU is a few hundred MiB at most.
@@ -191,7 +191,7 @@ def plan(inv: Inventory, *, workers: int, requested: Sequence[int] | None = None
     if not inv.gpus:
         if require_gpu or requested:
             why = inv.reason or "NVML lists no GPU"
-            raise DeviceError(f"{'--gpus' if requested else '--require-gpu'} asks for GPUs, but none can be used: {why}")
+            raise GpuUnavailable(f"{'--gpus' if requested else '--require-gpu'} asks for GPUs, but none can be used: {why}")
         return Plan(None, tuple(notes + [f"no GPU ({inv.reason or 'NVML lists none'}): running on the CPU"]))
     by_index = {gpu.index: gpu for gpu in inv.gpus}
     if requested:
@@ -201,15 +201,16 @@ def plan(inv: Inventory, *, workers: int, requested: Sequence[int] | None = None
                              f"(it has {len(inv.gpus)}: {', '.join(str(g.index) for g in inv.gpus)})")
         busy = [by_index[i] for i in requested if not by_index[i].free]
         if busy:
-            raise DeviceError(_with_notes("--gpus names busy GPU(s): "
+            raise GpuUnavailable(_with_notes("--gpus names busy GPU(s): "
                                           + "; ".join(f"GPU {g.index}: {g.why_busy()}" for g in busy), notes))
         candidates = [by_index[i] for i in requested]
     else:
         candidates = [gpu for gpu in inv.gpus if gpu.free]
         notes += [f"GPU {gpu.index} is busy, skipped: {gpu.why_busy()}" for gpu in inv.gpus if not gpu.free]
     if workers * per_worker > len(candidates):
-        raise DeviceError(_with_notes(_too_few(workers, per_worker, candidates, requested=bool(requested),
-                                               others=len(candidates) < len(inv.gpus)), notes))
+        busy = len(candidates) < len(inv.gpus)  # the machine has enough, but some are taken: infrastructure
+        raise (GpuUnavailable if busy else DeviceError)(
+            _with_notes(_too_few(workers, per_worker, candidates, requested=bool(requested), others=busy), notes))
     chosen = candidates[:workers * per_worker]
     return Plan(tuple(g.index for g in chosen), tuple(notes), {g.index: g.total_mib for g in chosen}, per_worker)
 

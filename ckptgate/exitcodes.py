@@ -3,5 +3,6 @@
 
 GO = 0  # every primary comparison passed (pytest's OK)
 NO_GO = 1  # a primary comparison failed (pytest's TESTS_FAILED)
-USAGE = 4  # bad option, checkpoint, suite, baseline, busy GPU, dataset not fetched (pytest's USAGE_ERROR)
+USAGE = 4  # bad option, checkpoint, suite or baseline (pytest's USAGE_ERROR)
 INCONCLUSIVE = 6  # nothing failed, but not every primary comparison could be shown to pass
+INFRA = 7  # the machine failed (busy GPU, sandbox unavailable, dataset missing offline, engine crash), not the model

@@ -425,7 +425,8 @@ def settle(rows: Sequence[T], policy: Policy) -> list[T]:
     return out
 
 
-RUN_VERDICTS = ("GO", "NO-GO", "INCONCLUSIVE", "REPORT ONLY")
+INFRA_VERDICT = "INFRASTRUCTURE FAILURE"  # the machine failed a benchmark; no comparison failed on the model
+RUN_VERDICTS = ("GO", "NO-GO", "INCONCLUSIVE", "REPORT ONLY", INFRA_VERDICT)
 
 
 def run_verdict(rows: Sequence[Any]) -> str:

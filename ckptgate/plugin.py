@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 
 from ckptgate import benchmark_run as runs
-from ckptgate import collection, devices, gate, invocation, options, scheduling, settling, terminal, workers
+from ckptgate import collection, devices, exitcodes, gate, invocation, options, scheduling, settling, terminal, workers
 from ckptgate.backends import ModelPool
 from ckptgate.benchmark_run import INCONCLUSIVE_WORD, BenchmarkRun
 from ckptgate.collection import Case
-from ckptgate.errors import CkptgateError
+from ckptgate.errors import CkptgateError, InfrastructureError
 from ckptgate.evaluation import Evaluator
 from ckptgate.runplan import RunPlan, fully_cached, load_spec, plan_run, record_cache, suite_scorer
 from ckptgate.runstate import RunState
@@ -54,6 +54,9 @@ def pytest_configure(config: pytest.Config) -> None:
         in_process = plan is not None and not on_worker and _all_cached(config, plan)
         if plan is not None and not on_worker:
             workers.pin_main_process(config, plan)
+    except InfrastructureError as exc:
+        pytest.exit(f"ckptgate: infrastructure failure (the machine, not the input; exit code {exitcodes.INFRA}): "
+                    f"{exc}", returncode=exitcodes.INFRA)
     except CkptgateError as exc:
         raise pytest.UsageError(str(exc)) from None
     if plan is None:

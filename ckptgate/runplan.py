@@ -23,7 +23,7 @@ from ckptgate.backends import LoadSpec, resolve_backend
 from ckptgate.baselines import BASELINES_DIR, Baseline, load_baseline
 from ckptgate.cache import cache_root
 from ckptgate.checkpoints import Checkpoint, discover_all, parameter_count
-from ckptgate.errors import CkptgateError, DeviceError
+from ckptgate.errors import CkptgateError, DataUnavailable, DeviceError
 from ckptgate.options import ALL, DEMO, DEMO_ALL
 from ckptgate.recordcache import RecordCache
 from ckptgate.suites import Benchmark, Suite, did_you_mean, load_suite
@@ -293,7 +293,7 @@ def _require_fetched(suite: Suite, missing: dict[str, list[str]]) -> None:
     given locally with --datasets). Checked before any model loads."""
     if missing:
         lines = [f"  {repo} (read by {names_text(tasks)})" for repo, tasks in missing.items()]
-        raise CkptgateError(
+        raise DataUnavailable(
             f"suite {suite.name!r} reads hub datasets not fetched on this machine (a gate run never downloads):\n"
             + "\n".join(lines)
             + f"\nfetch them once where the hub is reachable: ckptgate prefill --suite {suite.name} "

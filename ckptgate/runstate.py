@@ -30,6 +30,7 @@ class RunState:
     late_failures: list[results.SummaryRow] = field(default_factory=list)
     baseline_diff: str | None = None  # set when --update-baselines wrote (or kept) the file
     verdict: str | None = None  # the run's, once settled (gate.RUN_VERDICTS)
+    infrastructure: list[str] = field(default_factory=list)  # "<checkpoint> <benchmark>: why" per machine failure
     notes: list[str] = field(default_factory=list)  # for the header (e.g. why no workers were started)
 
     def history_run(self) -> history.Run:

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from ckptgate.devices import cpu_share
-from ckptgate.errors import CkptgateError
+from ckptgate.errors import SandboxUnavailable
 
 INSIDE = Path(__file__).with_name("sandbox_inside.py")
 NAMESPACES = ("pid", "mnt", "net", "ipc", "uts", "user")
@@ -133,14 +133,14 @@ class Sandbox:
         if self._layers is None:
             probe = self._execute("", "")
             if probe.status is not Status.PASSED:
-                raise CkptgateError(f"the code sandbox does not start here: {probe.detail}\n{probe.stderr[-2000:]}")
+                raise SandboxUnavailable(f"the code sandbox does not start here: {probe.detail}\n{probe.stderr[-2000:]}")
             self._layers = probe.isolation
         return self._layers
 
     def check(self) -> None:
         missing = sorted(self.required - set(self.layers()))
         if missing:
-            raise CkptgateError(
+            raise SandboxUnavailable(
                 f"the code sandbox lacks isolation layers required here: {', '.join(missing)} "
                 f"(active: {', '.join(self.layers())}); model-written code is not run without them. "
                 "Namespaces need util-linux unshare and unprivileged user namespaces (or root)."

@@ -26,6 +26,7 @@ def worker_payload(state: RunState) -> str:
         "groups": sorted(state.groups_by_worker.get(state.worker, set())),
         "loads": dict(state.loads),
         "family_size": state.family_size,
+        "infrastructure": state.infrastructure,
     })
 
 
@@ -35,6 +36,7 @@ def merge_worker(state: RunState, payload: str) -> None:
     state.rows.extend(results.SummaryRow.from_dict(r) for r in data["rows"])
     state.groups_by_worker[data["worker"]] = set(data["groups"])
     state.loads.update(data["loads"])
+    state.infrastructure.extend(data["infrastructure"])
     if data["family_size"] is not None:
         state.family_size = max(state.family_size or 0, data["family_size"])
 
@@ -55,6 +57,9 @@ def finish(state: RunState, exitstatus: int | pytest.ExitCode) -> int | pytest.E
         exitstatus = pytest.ExitCode.TESTS_FAILED
     if state.verdict == "INCONCLUSIVE" and exitstatus == pytest.ExitCode.OK and not plan.accept_inconclusive:
         exitstatus = exitcodes.INCONCLUSIVE
+    if _machine_failed(state, exitstatus):
+        state.verdict = gate.INFRA_VERDICT
+        exitstatus = exitcodes.INFRA
     if state.rows:
         rows = results.sort_rows(state.rows)
         results.settle_records(plan.results_dir, rows)
@@ -64,6 +69,15 @@ def finish(state: RunState, exitstatus: int | pytest.ExitCode) -> int | pytest.E
             exitstatus = pytest.ExitCode.TESTS_FAILED
         publish(state, rows)
     return exitstatus
+
+
+def _machine_failed(state: RunState, exitstatus: int | pytest.ExitCode) -> bool:
+    """A benchmark failed for the machine's reasons and no primary comparison failed on the
+    model's numbers: a failed comparison is a verdict on the model whatever else broke."""
+    if not state.infrastructure or exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED,
+                                                      exitcodes.INCONCLUSIVE):
+        return False
+    return not any(r.primary and r.role == "candidate" and r.verdict == "fail" for r in state.rows)
 
 
 def publish(state: RunState, rows: list[results.SummaryRow]) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ckptgate import exitcodes, reports, results
+from ckptgate import exitcodes, gate, reports, results
 from ckptgate.runplan import NOT_REPRODUCIBLE, RunPlan
 from ckptgate.runstate import RunState
 
@@ -58,7 +58,10 @@ def summary(tr: Any, state: RunState) -> None:
 
 
 def _verdict(tr: Any, state: RunState) -> None:
-    colour = {"GO": {"green": True}, "NO-GO": {"red": True}}.get(state.verdict or "", {"yellow": True})
+    colour = {"GO": {"green": True}, "NO-GO": {"red": True}, gate.INFRA_VERDICT: {"red": True}}.get(
+        state.verdict or "", {"yellow": True})
+    for failure in state.infrastructure:
+        tr.write_line(f"ckptgate infrastructure failure: {failure}", red=True)
     meaning = {
         "GO": "every primary comparison passed",
         "NO-GO": "a primary comparison failed",
@@ -66,6 +69,8 @@ def _verdict(tr: Any, state: RunState) -> None:
         + (" (--accept-inconclusive: exit 0)" if state.plan.accept_inconclusive
            else f" (exit code {exitcodes.INCONCLUSIVE})"),
         "REPORT ONLY": "measured, nothing gated",
+        gate.INFRA_VERDICT: f"the machine failed, not the model (exit code {exitcodes.INFRA}); no comparison "
+                            "failed on the numbers that were measured",
     }[state.verdict or "REPORT ONLY"]
     tr.write_sep("=", f"ckptgate verdict: {state.verdict}: {meaning}", bold=True, **colour)
 

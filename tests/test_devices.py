@@ -20,7 +20,7 @@ from helpers_modules import load_module
 from test_e2e import PYTEST, ROOT
 
 from ckptgate import devices
-from ckptgate.errors import DeviceError
+from ckptgate.errors import DeviceError, GpuUnavailable
 
 FAKE_NVML_DIR = Path(__file__).resolve().parent / "fake_nvml"
 FAKE_VLLM_DIR = Path(__file__).resolve().parent / "fake_vllm"
@@ -62,7 +62,7 @@ def test_more_workers_than_free_gpus_is_a_usage_error_saying_how_many_are_free()
 def test_gpus_option_picks_and_refuses_busy_or_missing_ones() -> None:
     inv = devices.inventory(nvml(FREE, BUSY, FREE, FREE))
     assert devices.plan(inv, workers=2, requested=[3, 0]).gpus == (3, 0)
-    with pytest.raises(DeviceError, match=r"busy GPU\(s\): GPU 1: PID"):
+    with pytest.raises(GpuUnavailable, match=r"busy GPU\(s\): GPU 1: PID"):
         devices.plan(inv, workers=1, requested=[1])
     with pytest.raises(DeviceError, match="no GPU 7 on this machine"):
         devices.plan(inv, workers=1, requested=[7])
@@ -219,7 +219,8 @@ def test_more_workers_than_free_gpus_stops_before_any_test_runs(demo_root: Path,
     spec.write_text(json.dumps([FREE, BUSY]))
     (tmp_path / "test_probe.py").write_text(PROBE)
     proc = pinned_run(spec, tmp_path, "-n", "2", "test_probe.py", "--checkpoint", str(demo_root / "step_0800"))
-    assert proc.returncode == 4 and "but 1 are free (0): use -n 1" in proc.stderr
+    assert proc.returncode == 7 and "but 1 are free (0): use -n 1" in proc.stderr  # a busy GPU: the machine's failure
+    assert "infrastructure failure" in proc.stderr
     assert not (tmp_path / "probe").exists()
 
 

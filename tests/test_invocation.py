@@ -72,4 +72,4 @@ def test_collect_only_needs_no_fetched_datasets(outside_checkpoint: Path, tmp_pa
     assert listed.returncode == 0, listed.stdout[-3000:] + listed.stderr[-2000:]
     assert "evaltests/test_math.py::test_gsm8k[gsm8k_8shot-step_0100]" in listed.stdout
     run = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=env, check=False)
-    assert run.returncode == 4 and "ckptgate prefill --suite qwen3" in run.stderr  # a real run still stops first
+    assert run.returncode == 7 and "ckptgate prefill --suite qwen3" in run.stderr  # a real run still stops first

@@ -73,7 +73,7 @@ def test_history_command_filters_and_prints_a_table(tmp_path: Path, capsys) -> N
     assert cli.main(["history", "--results-dir", str(tmp_path), "--metric", "acc_norm"]) == 0
     out = capsys.readouterr().out
     assert "step_2" in out and "acc_norm,none" in out and "step_1" not in out and "1 row(s) from 1 run(s)" in out
-    assert cli.main(["history", "--results-dir", str(tmp_path / "none")]) == 2
+    assert cli.main(["history", "--results-dir", str(tmp_path / "none")]) == 4
 
 
 # --------------------------------------------------------------------------- the record cache, every checkpoint

@@ -257,7 +257,7 @@ def test_the_command_writes_the_report_into_the_results_folder(tmp_path: Path,
     out = tmp_path / "elsewhere" / "nightly.html"
     assert cli.main(["trend", str(tmp_path), "--out", str(out), "--suite", "nightly", "--title", "Nightly"]) == 0
     assert "<title>Nightly</title>" in out.read_text(encoding="utf-8")
-    assert cli.main(["trend", str(tmp_path / "nothing")]) == 2
+    assert cli.main(["trend", str(tmp_path / "nothing")]) == 4
     assert "no such history database" in capsys.readouterr().err
 
 
