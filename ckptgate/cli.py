@@ -3,7 +3,8 @@
     ckptgate demo DIR                 copy the shipped demo checkpoint series into DIR
     ckptgate demo --retrain DIR       train the demo series afresh into DIR (how it was made)
     ckptgate checkpoints PATH...      discover and validate checkpoints, print their fingerprints
-    ckptgate report [--results-dir]   rebuild eval_summary.csv and summary.md from stored results
+    ckptgate report [--results-dir]   rebuild eval_summary.csv, summary.md (and trend.html) from stored results
+    ckptgate merge DIR --shards N     join a run's --shard i/N results: one summary, JUnit file, verdict
     ckptgate trend RESULTS_DIR        the history as one self-contained HTML trend report
     ckptgate prefill --suite NAME     fetch the hub datasets a suite reads, pin them in a manifest
     ckptgate calibrate --checkpoint RUN --suite NAME [--last K]
@@ -49,24 +50,42 @@ def _checkpoints(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from ckptgate import gate, reports, results
+    from ckptgate import reports, results
+    from ckptgate.merge import resettle
 
     results_dir = Path(args.results_dir)
     records = results.read_records(results_dir)
     if not records:
         raise CkptgateError(f"no benchmark results under {results_dir / 'by_checkpoint'}")
-    policies = [r.get("policy") or {} for r in records]
-    policy = gate.Policy(
-        alpha=min((p.get("alpha", 0.05) for p in policies), default=0.05),
-        family_size=max((p.get("family_size", 0) for p in policies), default=0),
-    )
-    rows = gate.settle_improvements(
-        gate.settle([row for record in records for row in results.rows_from_record(record)], policy), policy.alpha)
-    rows = results.sort_rows(rows)
+    rows = resettle(records)
     results.write_summary(results_dir, rows, reports.markdown(rows, {"source": str(results_dir)}))
     print("\n".join(reports.text_table(rows)))
     print(f"wrote {results_dir / 'eval_summary.csv'} and {results_dir / 'summary.md'}")
+    trend_report = _write_trend(results_dir)
+    if trend_report is not None:
+        print(f"wrote {trend_report}")
     return 0
+
+
+def _write_trend(results_dir: Path) -> Path | None:
+    """The trend report of a folder with a run history (None without one)."""
+    from ckptgate import history, trend
+
+    if not history.db_path(results_dir).is_file():
+        return None
+    return trend.write_report(results_dir, results_dir / trend.REPORT_NAME)
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from ckptgate import merge, reports
+
+    results_dir = Path(args.results_dir)
+    merged = merge.merge(results_dir, args.shards)
+    print("\n".join(reports.text_table(merged.rows)))
+    print(f"merged {args.shards} shard(s) into {results_dir}: summary.md, eval_summary.csv, junit.xml, by_checkpoint/")
+    _write_trend(results_dir)
+    print(f"ckptgate verdict: {merged.verdict} (exit code {merged.exit_code})")
+    return merged.exit_code
 
 
 def _history(args: argparse.Namespace) -> int:
@@ -173,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     ckpts = sub.add_parser("checkpoints", help="discover and validate checkpoints")
     ckpts.add_argument("paths", nargs="+", help="checkpoint folders or parents of step_N folders")
     ckpts.set_defaults(func=_checkpoints)
-    report = sub.add_parser("report", help="rebuild eval_summary.csv and summary.md")
+    report = sub.add_parser("report", help="rebuild eval_summary.csv and summary.md (and trend.html where runs were recorded)")
     report.add_argument("--results-dir", default="results", help="results folder (default: results/)")
     report.set_defaults(func=_report)
     hist = sub.add_parser("history", help="every run's results in a results folder (its history.sqlite), as a table")
@@ -186,6 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
     hist.add_argument("--primary", action="store_true", help="only primary metrics")
     hist.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     hist.set_defaults(func=_history)
+    merge_cmd = sub.add_parser("merge", help="join the results of a run's --shard i/N parts: one summary, JUnit file, verdict")
+    merge_cmd.add_argument("results_dir", metavar="RESULTS_DIR", help="the run's folder, holding shards/<i>-of-<N>/")
+    merge_cmd.add_argument("--shards", type=int, required=True, help="how many shards the run was split into")
+    merge_cmd.set_defaults(func=_merge)
     trend = sub.add_parser("trend", help="the history as one self-contained HTML file: plots by step, latest verdicts")
     trend.add_argument("results_dir", metavar="RESULTS_DIR", help="results folder (its history.sqlite)")
     trend.add_argument("--out", help="HTML file to write (default: RESULTS_DIR/trend.html)")

@@ -18,6 +18,7 @@ from ckptgate.runplan import RunPlan, names_text
 from ckptgate.suites import Benchmark
 
 GROUP = pytest.StashKey[str]()  # an item's work group (see ckptgate.scheduling)
+WHOLE_RUN = pytest.StashKey[list[pytest.Item]]()  # under --shard: the items of every shard
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,19 @@ def arrange(session: pytest.Session, items: list[pytest.Item], plan: RunPlan | N
     items[:] = others + runnable
 
 
+def cut_shard(session: pytest.Session, items: list[pytest.Item], plan: RunPlan | None) -> None:
+    """``--shard i/N``: deselect the items of other shards' checkpoints (in place), after every
+    other selection (-k, -m): Holm's family is the whole selected run's, kept for
+    :func:`family_size`, so each shard settles against the family the unsharded run has."""
+    if plan is None or plan.shard is None:
+        return
+    session.stash[WHOLE_RUN] = list(items)
+    elsewhere = [item for item in items if (case := case_of(item)) is not None and not plan.in_shard(case.checkpoint)]
+    if elsewhere:
+        session.config.hook.pytest_deselected(items=elsewhere)
+        items[:] = [item for item in items if item not in elsewhere]
+
+
 def no_gate_tests(config: pytest.Config) -> str:
     return (f"--checkpoint was given, but the test paths ({names_text([str(a) for a in config.args])}) hold no "
             "benchmark of the gate. Run the gate with `pytest --checkpoint PATH` (no test path: the installed "
@@ -129,12 +143,14 @@ def planned(session: pytest.Session, group: str) -> list[Benchmark]:
 def family_size(plan: RunPlan, session: pytest.Session) -> int:
     """Holm's family: every primary metric of every selected candidate test, once per reference
     it is compared with (each bridge, and the baseline where it holds a gating entry for the
-    metric). The same on every worker: all collect the same items."""
+    metric). The same on every worker: all collect the same items. Under ``--shard``, the whole
+    run's: each shard's Holm is then conservative, and the merge settles the exact one."""
     bridges, baseline = len(plan.bridges), plan.baseline()
 
     def comparisons(bench: Benchmark, key: str) -> int:
         entry = None if baseline is None else baseline.find(bench.id, key)
         return bridges + (entry is not None and entry.gating)
 
-    cases = [c for c in map(case_of, session.items) if c is not None and c.checkpoint.role == "candidate"]
+    items = session.stash.get(WHOLE_RUN, session.items)  # under --shard: every shard's items
+    cases = [c for c in map(case_of, items) if c is not None and c.checkpoint.role == "candidate"]
     return sum(comparisons(c.benchmark, m.key) for c in cases for m in c.benchmark.metrics if m.primary)

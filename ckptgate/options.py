@@ -160,6 +160,15 @@ def add_options(parser: pytest.Parser) -> None:
         "'none' scores everything afresh).",
     )
     group.addoption(
+        "--shard",
+        default=None,
+        dest="ckptgate_shard",
+        metavar="I/N",
+        help="run shard I of N (counted from 1) of the run: each checkpoint's benchmarks go to one shard, "
+        "by a stable hash of its label; the shards together are the whole run, each item once "
+        "(ckptgate merge DIR --shards N joins their results folders).",
+    )
+    group.addoption(
         "--refresh",
         action="append",
         nargs="?",

@@ -69,6 +69,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{tag}: benchmarks tagged '{tag}' in the suite.")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(state), "ckptgate-xdist")
+    if plan.shard is not None:
+        config.pluginmanager.register(_ShardCut(plan), "ckptgate-shard")
     if on_worker:
         # Workers re-parse the command line, so they do not see the controller's switch to
         # loadgroup; xdist's worker adds the "@group" suffix that groups items only with this set.
@@ -136,6 +138,17 @@ def _policy(state: RunState, session: pytest.Session) -> gate.Policy:
     if state.family_size is None:
         state.family_size = collection.family_size(state.plan, session)
     return gate.Policy(alpha=state.plan.alpha, family_size=state.family_size)
+
+
+class _ShardCut:
+    """``--shard``: registered only then, so its hook can run after -k and -m (trylast)."""
+
+    def __init__(self, plan: RunPlan) -> None:
+        self.plan = plan
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, session: pytest.Session, items: list[pytest.Item]) -> None:
+        collection.cut_shard(session, items, self.plan)
 
 
 class _XdistHooks:

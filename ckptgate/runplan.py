@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ckptgate import devices, hubdata
+from ckptgate import devices, hubdata, sharding
 from ckptgate.backends import LoadSpec, resolve_backend
 from ckptgate.baselines import BASELINES_DIR, Baseline, load_baseline
 from ckptgate.cache import cache_root
@@ -57,7 +57,13 @@ class RunPlan:
     run_id: str = field(default_factory=lambda: new_run_id())  # this run's, in its records and runs/<id>/
     status_log: str | None = None  # --status-log: where status lines go ("-": stderr), absolute
     refresh: tuple[str, ...] = ()  # --refresh: benchmark ids scored again whatever the cache holds ("all": every one)
+    shard: tuple[int, int] | None = None  # --shard I/N: only this part of the run (ckptgate.sharding)
     _baseline: Baseline | None = None
+
+    def in_shard(self, checkpoint: Checkpoint) -> bool:
+        """Whether this run (its --shard, if any) evaluates ``checkpoint``'s benchmarks."""
+        return self.shard is None or checkpoint.label in sharding.labels_in([c.label for c in self.checkpoints],
+                                                                            self.shard)
 
     def refreshes(self, bench: Benchmark) -> bool:
         return ALL in self.refresh or bench.id in self.refresh
@@ -98,6 +104,7 @@ class RunPlan:
             "run_id": self.run_id,
             "refresh": list(self.refresh),
             "status_log": self.status_log,
+            "shard": None if self.shard is None else list(self.shard),
         }
 
     @classmethod
@@ -120,6 +127,7 @@ class RunPlan:
             run_id=wire["run_id"],
             refresh=tuple(wire["refresh"]),
             status_log=wire["status_log"],
+            shard=None if wire["shard"] is None else (wire["shard"][0], wire["shard"][1]),
         )
 
 
@@ -193,6 +201,7 @@ def plan_run(opt: Any, *, workers: int = 1, collect_only: bool = False,
         accept_inconclusive=opt.ckptgate_accept_inconclusive,
         refresh=_refresh(suite, opt.ckptgate_refresh),
         status_log=_status_log(opt.ckptgate_status_log),
+        shard=None if opt.ckptgate_shard is None else sharding.parse(opt.ckptgate_shard),
     )
 
 
@@ -267,7 +276,7 @@ def fully_cached(plan: RunPlan) -> bool:
     if plan.refresh or plan.update_baseline:
         return False
     cache = record_cache(plan, load_spec(plan, 1), suite_scorer(plan.suite, plan.datasets))
-    return cache is not None and all(cache.has(ckpt, bench) for ckpt in plan.checkpoints
+    return cache is not None and all(cache.has(ckpt, bench) for ckpt in plan.checkpoints if plan.in_shard(ckpt)
                                      for bench in plan.suite.benchmarks if not bench.opt_in)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ckptgate import exitcodes, gate, history, reports, results, scheduling, stage_outputs
+from ckptgate import exitcodes, gate, history, reports, results, scheduling, sharding, stage_outputs
 from ckptgate.baseline_update import measured_from_record, update_baseline
 from ckptgate.baselines import run_settings
 from ckptgate.cache import exclusive
@@ -60,6 +60,8 @@ def finish(state: RunState, exitstatus: int | pytest.ExitCode) -> int | pytest.E
     if _machine_failed(state, exitstatus):
         state.verdict = gate.INFRA_VERDICT
         exitstatus = exitcodes.INFRA
+    if plan.shard is not None:
+        exitstatus = _finish_shard(state, exitstatus)
     if state.rows:
         rows = results.sort_rows(state.rows)
         results.settle_records(plan.results_dir, rows)
@@ -68,6 +70,19 @@ def finish(state: RunState, exitstatus: int | pytest.ExitCode) -> int | pytest.E
         if missing and exitstatus == pytest.ExitCode.OK:
             exitstatus = pytest.ExitCode.TESTS_FAILED
         publish(state, rows)
+    return exitstatus
+
+
+def _finish_shard(state: RunState, exitstatus: int | pytest.ExitCode) -> int | pytest.ExitCode:
+    """A shard with no checkpoint of its own (more shards than checkpoints) ran nothing, as asked:
+    that is success, not pytest's "no tests". Every shard leaves its marker for the merge."""
+    plan = state.plan
+    assert plan.shard is not None
+    labels = [c.label for c in plan.checkpoints]
+    if not sharding.labels_in(labels, plan.shard) and exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        exitstatus = pytest.ExitCode.OK
+    sharding.write_marker(plan.results_dir, plan.shard, labels, run_id=plan.run_id, exit_status=int(exitstatus),
+                          verdict=state.verdict)
     return exitstatus
 
 
@@ -89,7 +104,7 @@ def publish(state: RunState, rows: list[results.SummaryRow]) -> None:
                           reports.markdown(rows, state.run_metadata()))
     with exclusive(plan.results_dir / ".summary.lock"):  # read under the lock: another run may be writing
         records = results.read_records(plan.results_dir)
-        mine = {(r["checkpoint"]["label"], r["benchmark"]["id"]): _settings(r) for r in records
+        mine = {(r["checkpoint"]["label"], r["benchmark"]["id"]): record_settings(r) for r in records
                 if r.get("run", {}).get("id") == plan.run_id}
         history.record(plan.results_dir, state.history_run(), rows, mine)
         everything = results.sort_rows(row for record in records for row in results.rows_from_record(record))
@@ -100,7 +115,7 @@ def publish(state: RunState, rows: list[results.SummaryRow]) -> None:
         results.write_summary(plan.results_dir, everything, reports.markdown(everything, meta))
 
 
-def _settings(record: dict[str, Any]) -> dict[str, Any]:
+def record_settings(record: dict[str, Any]) -> dict[str, Any]:
     """The settings that shaped a record's numbers, as the history keeps them."""
     config = {**record.get("config", {}), "num_fewshot": record["benchmark"].get("num_fewshot")}
     bench = record["benchmark"]

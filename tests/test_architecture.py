@@ -11,9 +11,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("ckptgate", "scorers")
 # Modules that present results to people, and the top floor that drives a run and may use them
-# (the pytest plugin and what its hooks call, the command line); nothing below may import them.
+# (the pytest plugin and what its hooks call, the command line and the merge of shards it runs);
+# nothing below may import them.
 PRESENTATION = {"ckptgate.reports", "ckptgate.terminal"}
-TOP = {"ckptgate.plugin", "ckptgate.cli", "ckptgate.benchmark_run", "ckptgate.settling"}
+TOP = {"ckptgate.plugin", "ckptgate.cli", "ckptgate.benchmark_run", "ckptgate.settling", "ckptgate.merge"}
 # The shared bottom floor: it imports nothing of the project's.
 BOTTOM = {"ckptgate.scores", "ckptgate.errors", "ckptgate.atomicio", "ckptgate.exitcodes"}
 
