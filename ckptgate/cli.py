@@ -5,6 +5,8 @@
     ckptgate checkpoints PATH...      discover and validate checkpoints, print their fingerprints
     ckptgate report [--results-dir]   rebuild eval_summary.csv, summary.md (and trend.html) from stored results
     ckptgate merge DIR --shards N     join a run's --shard i/N results: one summary, JUnit file, verdict
+    ckptgate nightly ROOT --suite S [--results-dir DIR]
+                                      gate a training run's checkpoints not yet evaluated; history, trend.html
     ckptgate trend RESULTS_DIR        the history as one self-contained HTML trend report
     ckptgate prefill --suite NAME     fetch the hub datasets a suite reads, pin them in a manifest
     ckptgate calibrate --checkpoint RUN --suite NAME [--last K]
@@ -174,6 +176,12 @@ def _exec(args: argparse.Namespace) -> int:
     return 0 if verdict.passed else 1
 
 
+def _nightly(args: argparse.Namespace) -> int:
+    from ckptgate import nightly
+
+    return nightly.run(args)
+
+
 def _slurm(args: argparse.Namespace) -> int:
     from ckptgate import slurm
 
@@ -205,6 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
     hist.add_argument("--primary", action="store_true", help="only primary metrics")
     hist.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     hist.set_defaults(func=_history)
+    from ckptgate import nightly
+
+    night = sub.add_parser("nightly", help="gate every checkpoint of a training run not yet evaluated, update the history "
+                                           "and the trend report")
+    nightly.add_arguments(night)
+    night.set_defaults(func=_nightly)
     merge_cmd = sub.add_parser("merge", help="join the results of a run's --shard i/N parts: one summary, JUnit file, verdict")
     merge_cmd.add_argument("results_dir", metavar="RESULTS_DIR", help="the run's folder, holding shards/<i>-of-<N>/")
     merge_cmd.add_argument("--shards", type=int, required=True, help="how many shards the run was split into")
@@ -244,7 +258,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra: list[str] | None = None
+    if "--" in argv:  # what follows is the gate's pytest arguments (nightly, slurm)
+        cut = argv.index("--")
+        argv, extra = argv[:cut], argv[cut + 1:]
     args = build_parser().parse_args(argv)
+    if extra is not None:
+        if not hasattr(args, "pytest_args"):
+            build_parser().error(f"ckptgate {args.command} takes no pytest arguments (after --)")
+        args.pytest_args = extra
     try:
         return int(args.func(args))
     except InfrastructureError as exc:

@@ -37,6 +37,15 @@ def add_options(parser: pytest.Parser) -> None:
         help="bridge checkpoint evaluated beside the candidates (repeatable; 'demo' is the demo bridge).",
     )
     group.addoption(
+        "--control",
+        action="append",
+        default=[],
+        dest="ckptgate_controls",
+        metavar="PATH",
+        help="a base model evaluated beside fine-tuned candidates on the same data, prompts and system "
+        "prompt, shown side by side in the summary and the trend report; never gated (repeatable).",
+    )
+    group.addoption(
         "--suite",
         default=DEMO,
         dest="ckptgate_suite",
@@ -167,6 +176,14 @@ def add_options(parser: pytest.Parser) -> None:
         help="run shard I of N (counted from 1) of the run: each checkpoint's benchmarks go to one shard, "
         "by a stable hash of its label; the shards together are the whole run, each item once "
         "(ckptgate merge DIR --shards N joins their results folders).",
+    )
+    group.addoption(
+        "--new-only",
+        action="store_true",
+        default=False,
+        dest="ckptgate_new_only",
+        help="leave out the candidates whose every result is already in the record cache for this suite and "
+        "settings (what a nightly run over a training run's folder wants); nothing new: exit 0.",
     )
     group.addoption(
         "--refresh",

@@ -12,6 +12,7 @@ the verdict. The controller gathers the workers' rows and settles the run
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,7 +25,8 @@ from ckptgate.benchmark_run import INCONCLUSIVE_WORD, BenchmarkRun
 from ckptgate.collection import Case
 from ckptgate.errors import CkptgateError, InfrastructureError
 from ckptgate.evaluation import Evaluator
-from ckptgate.runplan import RunPlan, fully_cached, load_spec, plan_run, record_cache, suite_scorer
+from ckptgate.runplan import (RunPlan, evaluated, fully_cached, load_spec, plan_run, record_cache, suite_scorer,
+                              without)
 from ckptgate.runstate import RunState
 
 __all__ = ["BenchmarkRun", "Case"]
@@ -51,6 +53,8 @@ def pytest_configure(config: pytest.Config) -> None:
         plan = _worker_plan(config) if on_worker else plan_run(
             config.option, workers=workers.worker_count(config), collect_only=config.option.collectonly,
             progress=workers.capture_disabled(config))
+        if plan is not None and not on_worker and config.option.ckptgate_new_only:
+            plan = _new_only(plan)
         in_process = plan is not None and not on_worker and _all_cached(config, plan)
         if plan is not None and not on_worker:
             workers.pin_main_process(config, plan)
@@ -77,6 +81,19 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.loadgroup = True
     else:
         workers.force_loadgroup(config)
+
+
+def _new_only(plan: RunPlan) -> RunPlan:
+    """--new-only: the plan without the candidates already evaluated; exit 0 when none is left."""
+    done = evaluated(plan)
+    if done and len(done) == len(plan.candidates):
+        pytest.exit(f"ckptgate: --new-only: all {len(done)} checkpoint(s) already evaluated for suite "
+                    f"{plan.suite.name!r} with these settings ({', '.join(c.label for c in done)}): nothing to do",
+                    returncode=exitcodes.GO)
+    if done:
+        print(f"ckptgate: --new-only: {len(done)} checkpoint(s) already evaluated, left out: "
+              f"{', '.join(c.label for c in done)}", file=sys.stderr)
+    return without(plan, done)
 
 
 def _all_cached(config: pytest.Config, plan: RunPlan) -> bool:

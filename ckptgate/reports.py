@@ -104,7 +104,7 @@ def _verdict(row: SummaryRow) -> str:
 
 def _cells(row: SummaryRow) -> tuple[str, ...]:
     return (
-        row.checkpoint + (" (bridge)" if row.role == "bridge" else "") + (" (cached)" if row.cached else ""),
+        row.checkpoint + (f" ({row.role})" if row.role in ("bridge", "control") else "") + (" (cached)" if row.cached else ""),
         row.benchmark,
         row.metric,
         _against(row),

@@ -13,7 +13,7 @@ import secrets
 import time
 from collections import Counter
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -168,8 +168,9 @@ def plan_run(opt: Any, *, workers: int = 1, collect_only: bool = False,
     with progress or nullcontext():
         candidates = discover_all(_expand_demo(specs, "series"))
         bridge_ckpts = discover_all(_expand_demo(bridges, "bridge"), role="bridge") if bridges else []
-    _reject_overlap(candidates, bridge_ckpts)
-    parameters_of = {c.label: parameter_count(c.path) for c in candidates + bridge_ckpts}  # sizes the plan, orders work
+        controls = discover_all(opt.ckptgate_controls, role="control") if opt.ckptgate_controls else []
+    _reject_overlap(candidates, bridge_ckpts + controls)
+    parameters_of = {c.label: parameter_count(c.path) for c in candidates + bridge_ckpts + controls}  # sizes the plan, orders work
     tensor_parallel = _tensor_parallel(gpus, parameters_of, opt.ckptgate_allow_tensor_parallel)
     if tensor_parallel > 1:
         if opt.ckptgate_update_baselines:
@@ -183,7 +184,7 @@ def plan_run(opt: Any, *, workers: int = 1, collect_only: bool = False,
             f"(got {len(candidates)}) and the --baseline NAME to write"
         )
     return RunPlan(
-        checkpoints=candidates + bridge_ckpts,
+        checkpoints=candidates + bridge_ckpts + controls,
         suite=suite,
         backend=backend,
         results_dir=Path(opt.ckptgate_results_dir).resolve(),
@@ -267,6 +268,23 @@ def record_cache(plan: RunPlan, spec: LoadSpec, scorer: SuiteScorer) -> RecordCa
         return None
     return RecordCache(plan.record_cache, plan.suite, plan.limit, spec.expected_settings(),
                        lambda bench: scorer.inputs(plan.suite, bench), run_id=plan.run_id, refresh=plan.refreshes)
+
+
+def evaluated(plan: RunPlan) -> list[Checkpoint]:
+    """The candidates whose every planned result is in the record cache (``--new-only`` leaves
+    them out): already evaluated for this suite and these settings."""
+    if plan.refresh or plan.record_cache is None:
+        return []
+    cache = record_cache(plan, load_spec(plan, 1), suite_scorer(plan.suite, plan.datasets))
+    assert cache is not None
+    wanted = [bench for bench in plan.suite.benchmarks if not bench.opt_in]
+    return [c for c in plan.candidates if all(cache.has(c, bench) for bench in wanted)]
+
+
+def without(plan: RunPlan, dropped: list[Checkpoint]) -> RunPlan:
+    """The plan without the ``dropped`` checkpoints."""
+    gone = {c.label for c in dropped}
+    return replace(plan, checkpoints=[c for c in plan.checkpoints if c.label not in gone])
 
 
 def fully_cached(plan: RunPlan) -> bool:
@@ -369,7 +387,8 @@ def _reject_overlap(candidates: list[Checkpoint], bridges: list[Checkpoint]) -> 
     clashes = sorted(label for label, count in labels.items() if count > 1)
     if clashes:
         raise CkptgateError(
-            f"checkpoint label(s) {', '.join(clashes)} appear both as --checkpoint and --bridge; "
+            f"checkpoint label(s) {', '.join(clashes)} appear more than once among --checkpoint, --bridge and "
+            "--control; "
             "pass each checkpoint once"
         )
 

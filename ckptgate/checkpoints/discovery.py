@@ -68,9 +68,10 @@ def discover(
         raise CheckpointError(f"Unknown checkpoint role {role!r}; expected one of {', '.join(ROLES)}.")
     path = Path(os.path.expanduser(os.fspath(spec)))
     require_dir(path)
+    name = Path(os.path.normpath(path.absolute())).name  # a symlinked checkpoint keeps the name it is given by
     path = path.resolve()
     if _looks_like_checkpoint(path):
-        return [_make_checkpoint(path, path.name, role, shadow_root)]
+        return [_make_checkpoint(path, name or path.name, role, shadow_root)]
     names = list_names(path)
     children = [path / n for n in names if not n.startswith(".") and (path / n).is_dir()]
     matched = [c for c in children if is_checkpoint_name(c.name)]

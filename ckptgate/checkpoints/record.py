@@ -9,7 +9,7 @@ from typing import Any
 from ckptgate.checkpoints.naming import parse_step
 from ckptgate.errors import CheckpointError
 
-ROLES = ("candidate", "bridge")
+ROLES = ("candidate", "bridge", "control")  # control: a base model shown beside fine-tuned candidates, never gated
 
 
 @dataclass(frozen=True)
