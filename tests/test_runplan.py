@@ -46,7 +46,7 @@ def test_the_plan_travels_to_workers_unchanged(demo_root: Path) -> None:
         (["--limit", "0"], "--limit must be a positive number"),
         (["--alpha", "1"], "--alpha must be between 0 and 1"),
         (["--suite", "qwen3"], "have nothing to be held against"),
-        (["--bridge", "{step_0800}"], "appear both as --checkpoint and --bridge"),
+        (["--bridge", "{step_0800}"], "appear more than once among --checkpoint, --bridge and --control"),
     ],
 )
 def test_bad_options_are_refused_before_any_model_loads(demo_root: Path, args: list[str], fragment: str) -> None:
