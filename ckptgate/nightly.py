@@ -57,7 +57,7 @@ def gate_command(found: Found, suite: str, results_dir: Path, *, workers: int | 
                  controls: list[str], pytest_args: list[str]) -> list[str]:
     command = [sys.executable, "-m", "pytest", str(evaltests_dir()), "-p", "no:cacheprovider", "--suite", suite,
                "--results-dir", str(results_dir), "--record-cache", str(results_dir / "records"), "--new-only",
-               "--junitxml", str(results_dir / "nightly-junit.xml")]
+               "--junitxml", str(results_dir / "junit.xml")]
     command += [arg for path in found.checkpoints for arg in ("--checkpoint", str(path))]
     command += [arg for path in controls for arg in ("--control", path)]
     if workers is not None:
