@@ -34,8 +34,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ckptgate import exitcodes
-from ckptgate.errors import CkptgateError
+from ckptgate.errors import CkptgateError, InfrastructureError
 from ckptgate.resources import evaltests_dir
+from ckptgate.sharding import shard_dir
 
 if TYPE_CHECKING:
     import argparse
@@ -120,7 +121,11 @@ def checkpoint_folders(root: str) -> list[Path]:
         raise CkptgateError(f"--checkpoint {root}: no such folder")
     if (path / "config.json").is_file():
         return [path]
-    return sorted(child for child in path.iterdir() if (child / "config.json").is_file())
+    found = sorted(child for child in path.iterdir() if (child / "config.json").is_file())
+    if not found:
+        raise CkptgateError(f"--checkpoint {root}: neither it nor a folder in it holds a config.json "
+                            "(give a checkpoint folder or the parent of step_N checkpoint folders)")
+    return found
 
 
 def estimate_parameters(config: dict[str, Any]) -> int | None:
@@ -163,11 +168,6 @@ def largest_checkpoint(root: str) -> tuple[Path | None, int | None]:
 
 
 # -- commands ----------------------------------------------------------------------------------
-
-def shard_dir(results_dir: Path, index: int, shards: int) -> Path:
-    """Where shard ``index`` of ``shards`` (1-based) writes its results."""
-    return results_dir / "shards" / f"{index}-of-{shards}"
-
 
 def shard_command(python: str, checkpoint: str, suite: str, index: int, shards: int, results_dir: Path,
                   pytest_args: Sequence[str] = ()) -> list[str]:
@@ -397,7 +397,8 @@ def exit_code_of_failure(trace: str) -> int | None:
 
 def wait(job: submitit.Job[int], *, poll_s: float = 2.0, grace_s: float = 60.0) -> int:
     """Wait for ``job`` (the merge job) and return its command's exit code. A job that ends
-    without a result (cancelled, killed, out of time) is an error naming its state and log."""
+    without a result (cancelled, killed, out of time) is an InfrastructureError naming its state
+    and log."""
     from submitit.core.utils import FailedJobError, UncompletedJobError
 
     ended_at: float | None = None
@@ -410,7 +411,7 @@ def wait(job: submitit.Job[int], *, poll_s: float = 2.0, grace_s: float = 60.0) 
         if state is None or state in _ENDED:
             ended_at = ended_at or time.monotonic()
             if time.monotonic() - ended_at > grace_s:
-                raise CkptgateError(f"merge job {job.job_id} ended ({state or 'no longer listed'}) without a result; "
+                raise InfrastructureError(f"merge job {job.job_id} ended ({state or 'no longer listed'}) without a result; "
                                     f"see {job.paths.stdout} and {job.paths.stderr}")
         time.sleep(poll_s)
     try:
@@ -418,7 +419,7 @@ def wait(job: submitit.Job[int], *, poll_s: float = 2.0, grace_s: float = 60.0) 
     except (FailedJobError, UncompletedJobError) as exc:
         code = exit_code_of_failure(str(exc))
         if code is None:
-            raise CkptgateError(f"merge job {job.job_id} failed: {exc}") from None
+            raise InfrastructureError(f"merge job {job.job_id} failed: {exc}") from None
         print(f"merge job {job.job_id} exited with code {code}; its log: {job.paths.stdout}", file=sys.stderr)
         return code
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from ckptgate import cli, exitcodes, slurm
-from ckptgate.errors import CkptgateError
+from ckptgate.errors import CkptgateError, InfrastructureError
 from ckptgate.resources import evaltests_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,9 +83,12 @@ def test_an_unknown_size_gets_the_smallest_row_and_a_warning(tmp_path: Path, cap
     assert "resources: 1B row (unknown size)" in out
 
 
-def test_a_missing_checkpoint_folder_is_a_usage_error(tmp_path: Path) -> None:
+def test_a_missing_or_empty_checkpoint_folder_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(CkptgateError, match="no such folder"):
         slurm.make_plan(str(tmp_path / "nope"), "demo", 2, tmp_path)
+    (tmp_path / "step_1").mkdir()
+    with pytest.raises(CkptgateError, match="neither it nor a folder in it holds a config.json"):
+        slurm.make_plan(str(tmp_path), "demo", 2, tmp_path)
 
 
 def test_overrides_replace_the_table() -> None:
@@ -181,7 +184,7 @@ def test_waiting_on_a_job_that_ended_without_a_result_is_an_error(tmp_path: Path
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(slurm, "queue_state", lambda job_id: "CANCELLED")
     paths = SimpleNamespace(result_pickle=tmp_path / "r.pkl", stdout=tmp_path / "o", stderr=tmp_path / "e")
-    with pytest.raises(CkptgateError, match="merge job 7 ended \\(CANCELLED\\) without a result"):
+    with pytest.raises(InfrastructureError, match="merge job 7 ended \\(CANCELLED\\) without a result"):
         slurm.wait(SimpleNamespace(job_id="7", paths=paths), poll_s=0.01, grace_s=0.05)  # type: ignore[arg-type]
 
 
@@ -269,7 +272,10 @@ def _job_times(job_id: str, env: dict[str, str]) -> dict[str, tuple[str, str, st
 
 
 def _verdict_code(summary_csv: Path) -> int:
-    verdicts = [row["verdict"] for row in csv.DictReader(summary_csv.open()) if row["primary"] == "True"]
+    """The exit code the merged rows call for: NO-GO on a FAIL, GO when every gating primary
+    comparison passed, else INCONCLUSIVE (INFO rows, such as the bridge's own, never gate)."""
+    with summary_csv.open(newline="") as f:
+        verdicts = [row["verdict"] for row in csv.DictReader(f) if row["primary"] == "True" and row["verdict"] != "info"]
     if "fail" in verdicts:
         return exitcodes.NO_GO
     return exitcodes.GO if verdicts and all(v == "pass" for v in verdicts) else exitcodes.INCONCLUSIVE
@@ -285,7 +291,7 @@ def _ids(stdout: str) -> tuple[str, str]:
 @pytest.mark.slow
 def test_a_real_cluster_runs_two_shards_then_their_merge(local_slurm: dict[str, str], tmp_path: Path) -> None:
     results = tmp_path / "results"
-    done = subprocess.run(_slurm_command(results, "--wait", "--", "--limit", "20"), cwd=tmp_path, env=local_slurm,
+    done = subprocess.run(_slurm_command(results, "--wait", "--", "--limit", "10"), cwd=tmp_path, env=local_slurm,
                           capture_output=True, text=True, timeout=900, check=False)
     array, merge = _ids(done.stdout)
     logs = results / "slurm"
@@ -303,6 +309,8 @@ def test_a_real_cluster_runs_two_shards_then_their_merge(local_slurm: dict[str, 
     for name in ("summary.md", "eval_summary.csv", "junit.xml"):
         assert (results / name).is_file(), done.stderr
     assert done.returncode == _verdict_code(results / "eval_summary.csv"), done.stdout + done.stderr
+    verdict = {exitcodes.GO: "GO", exitcodes.NO_GO: "NO-GO", exitcodes.INCONCLUSIVE: "INCONCLUSIVE"}[done.returncode]
+    assert f"**Verdict: {verdict}**" in (results / "summary.md").read_text()
     assert {state for state, _, _ in jobs.values()} == {"COMPLETED"}, jobs
 
 
@@ -329,6 +337,7 @@ def test_a_shard_that_never_ran_fails_the_merge_loudly(local_slurm: dict[str, st
     assert proc.returncode not in slurm.VERDICT_CODES, out + err
     if not _gate_shards_and_merges():
         pytest.skip("the gate has no --shard / `ckptgate merge` yet: the merge ran, its message is not checked")
+    assert proc.returncode == exitcodes.INFRA, out + err  # a shard that never ran is the machine's failure
     assert jobs[f"{array}_0"][0] == "COMPLETED", jobs  # shard 1 ran its gate
     log = "".join(p.read_text() for p in (results / "slurm" / merge).glob("*_log.*"))
     assert re.search(r"shard[^\n]*\b2\b|2-of-2", log, re.I), log[-3000:]
