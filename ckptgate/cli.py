@@ -70,12 +70,9 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _write_trend(results_dir: Path) -> Path | None:
-    """The trend report of a folder with a run history (None without one)."""
-    from ckptgate import history, trend
+    from ckptgate import trend
 
-    if not history.db_path(results_dir).is_file():
-        return None
-    return trend.write_report(results_dir, results_dir / trend.REPORT_NAME)
+    return trend.refresh(results_dir)
 
 
 def _merge(args: argparse.Namespace) -> int:

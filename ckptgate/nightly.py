@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ckptgate import exitcodes, history, trend
+from ckptgate import exitcodes
 from ckptgate.checkpoints import discover
 from ckptgate.checkpoints.naming import STEP_PATTERNS_HELP, is_checkpoint_name
 from ckptgate.errors import CheckpointError, CkptgateError
@@ -75,8 +75,11 @@ def run(args: argparse.Namespace) -> int:
     command = gate_command(found, args.suite, results_dir, workers=args.workers, controls=args.control,
                            pytest_args=list(args.pytest_args))
     code = subprocess.run(command, check=False).returncode
-    if history.db_path(results_dir).is_file():
-        print(f"ckptgate nightly: trend report {trend.write_report(results_dir, results_dir / trend.REPORT_NAME)}")
+    from ckptgate import trend  # plotly: imported by the command that writes the report, not by the parser
+
+    report = trend.refresh(results_dir)
+    if report is not None:
+        print(f"ckptgate nightly: trend report {report}", flush=True)
     if code == exitcodes.GO and found.skipped:
         print(f"ckptgate nightly: {len(found.skipped)} folder(s) skipped, see above", flush=True)
     return code

@@ -12,7 +12,6 @@ the verdict. The controller gathers the workers' rows and settles the run
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -53,8 +52,9 @@ def pytest_configure(config: pytest.Config) -> None:
         plan = _worker_plan(config) if on_worker else plan_run(
             config.option, workers=workers.worker_count(config), collect_only=config.option.collectonly,
             progress=workers.capture_disabled(config))
+        left_out: list[str] = []
         if plan is not None and not on_worker and config.option.ckptgate_new_only:
-            plan = _new_only(plan)
+            plan, left_out = _new_only(plan)
         in_process = plan is not None and not on_worker and _all_cached(config, plan)
         if plan is not None and not on_worker:
             workers.pin_main_process(config, plan)
@@ -67,6 +67,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     state = RunState(plan, worker=workers.worker_id(config))
     config.stash[_STATE] = state
+    state.notes.extend(left_out)
     if in_process:
         state.notes.append("every result is in the record cache: no model loads, no workers started")
     for tag in sorted(plan.suite.tags()):
@@ -83,17 +84,16 @@ def pytest_configure(config: pytest.Config) -> None:
         workers.force_loadgroup(config)
 
 
-def _new_only(plan: RunPlan) -> RunPlan:
-    """--new-only: the plan without the candidates already evaluated; exit 0 when none is left."""
+def _new_only(plan: RunPlan) -> tuple[RunPlan, list[str]]:
+    """--new-only: the plan without the candidates already evaluated (and a note naming them);
+    exit 0 when none is left."""
     done = evaluated(plan)
     if done and len(done) == len(plan.candidates):
         pytest.exit(f"ckptgate: --new-only: all {len(done)} checkpoint(s) already evaluated for suite "
                     f"{plan.suite.name!r} with these settings ({', '.join(c.label for c in done)}): nothing to do",
                     returncode=exitcodes.GO)
-    if done:
-        print(f"ckptgate: --new-only: {len(done)} checkpoint(s) already evaluated, left out: "
-              f"{', '.join(c.label for c in done)}", file=sys.stderr)
-    return without(plan, done)
+    note = f"--new-only: {len(done)} checkpoint(s) already evaluated, left out: {', '.join(c.label for c in done)}"
+    return without(plan, done), [note] if done else []
 
 
 def _all_cached(config: pytest.Config, plan: RunPlan) -> bool:

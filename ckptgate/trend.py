@@ -24,6 +24,7 @@ import json
 import math
 import re
 import statistics
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -466,3 +467,15 @@ def write_report(history_db: Path, out: Path, *, suite: str | None = None, title
     out = Path(out)
     write_text(out, page)
     return out
+
+
+def refresh(results_dir: Path) -> Path | None:
+    """``results_dir/trend.html`` rewritten from its history after a run (nightly, merge, report);
+    None, with a note on stderr, when there is no history or nothing to plot (report-only rows)."""
+    if not history.db_path(results_dir).is_file():
+        return None
+    try:
+        return write_report(results_dir, results_dir / REPORT_NAME)
+    except CkptgateError as exc:
+        print(f"ckptgate: no trend report: {exc}", file=sys.stderr)
+        return None
