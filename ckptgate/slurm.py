@@ -255,7 +255,10 @@ def make_plan(checkpoint: str, suite: str, shards: int, results_dir: Path, *, ov
     results_dir = results_dir.expanduser().resolve()
     ckpt = checkpoint if checkpoint in DEMO_SPECS else str(Path(checkpoint).expanduser().resolve())
     suite_arg = str(Path(suite).resolve()) if Path(suite).suffix in (".yaml", ".yml") else suite
-    commands = tuple(tuple(shard_command(python, ckpt, suite_arg, i, shards, results_dir, pytest_args))
+    # A shard given GPUs must use them: without --require-gpu a node whose GPUs cannot be used would
+    # fall back to the CPU and take many times longer; with it, the shard fails as the machine's fault (exit 7).
+    gate_args = ["--require-gpu", *pytest_args] if resources.gpus and "--require-gpu" not in pytest_args else pytest_args
+    commands = tuple(tuple(shard_command(python, ckpt, suite_arg, i, shards, results_dir, gate_args))
                      for i in range(1, shards + 1))
     array = executor_parameters(resources, name="ckptgate-shard", time_min=time_min, partition=partition,
                                 constraint=constraint)

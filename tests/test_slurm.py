@@ -117,6 +117,13 @@ def test_the_command_of_shard_i(tmp_path: Path) -> None:
                                                       "--shards", "3"]
 
 
+def test_shards_given_gpus_require_them_and_cpu_shards_do_not(tmp_path: Path) -> None:
+    on_gpus = slurm.make_plan("demo", "demo", 2, tmp_path, python="py")
+    assert all("--require-gpu" in command for command in on_gpus.shard_commands)
+    on_cpus = slurm.make_plan("demo", "demo", 2, tmp_path, python="py", overrides=slurm.Overrides(gpus=0))
+    assert not any("--require-gpu" in command for command in on_cpus.shard_commands)
+
+
 def test_the_plan_numbers_shards_from_one(tmp_path: Path) -> None:
     plan = slurm.make_plan("demo", "demo", 3, tmp_path, python="py")
     assert [c[c.index("--shard") + 1] for c in plan.shard_commands] == ["1/3", "2/3", "3/3"]
