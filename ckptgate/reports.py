@@ -146,7 +146,35 @@ def markdown(rows: Sequence[SummaryRow], meta: dict[str, Any]) -> str:
     lines += [f"- **verdicts**: {verdict_counts(rows)}", ""]
     lines += _markdown_table(_HEADER, [_cells(row) for row in rows])
     lines += baseline_tables(rows)
+    lines += control_tables(rows)
     return "\n".join(lines) + "\n"
+
+
+def control_tables(rows: Sequence[SummaryRow]) -> list[str]:
+    """Per control (a base model, ``--control``): each primary metric of the control beside every
+    candidate's, with the candidate's difference from it. Shown, never gated."""
+    values: dict[tuple[str, str, str], SummaryRow] = {}
+    for row in rows:
+        if row.primary and row.value is not None:
+            values.setdefault((row.checkpoint, row.benchmark, row.metric), row)
+    controls = list(dict.fromkeys(r.checkpoint for r in rows if r.role == "control"))
+    candidates = list(dict.fromkeys(r.checkpoint for r in rows if r.role == "candidate"))
+    lines: list[str] = []
+    for control in controls:
+        metrics = [(b, m) for (c, b, m) in values if c == control]
+        header = ("Benchmark", "Metric", f"{control} (control)", *candidates)
+        body = []
+        for bench, metric in metrics:
+            base = values[(control, bench, metric)].value
+            cells = []
+            for cand in candidates:
+                row = values.get((cand, bench, metric))
+                cells.append("n/a" if row is None or row.value is None or base is None
+                             else f"{format_value(row.value)} ({row.value - base:+.4g})")
+            body.append((bench, metric, format_value(base), *cells))
+        lines += ["", f"## Candidates beside the control {control} (difference from it; not gated)", ""]
+        lines += _markdown_table(header, body)
+    return lines
 
 
 _BASELINE_HEADER = ("Benchmark", "Setting", "Metric", "{checkpoint}", "{baseline}", "Delta", "Verdict")

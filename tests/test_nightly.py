@@ -76,7 +76,11 @@ def test_a_control_is_evaluated_beside_the_candidates_and_never_gated(demo_root:
         cwd=ROOT, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, check=False)
     # step_0100 would be a regression as a candidate; as the control it is shown, not gated.
     assert proc.returncode == exitcodes.GO, proc.stdout[-3000:]
-    assert "step_0100 (control)" in (results / "summary.md").read_text()
+    summary = (results / "summary.md").read_text()
+    assert "step_0100 (control)" in summary
+    side = summary.split("## Candidates beside the control step_0100", 1)[1]
+    assert "| Benchmark | Metric | step_0100 (control) | step_0800 |" in side
+    assert "| arithmetic | exact_match,strict-match | " in side  # the candidate's value and its difference
     with sqlite3.connect(results / "history.sqlite") as db:
         verdicts = {v for (v,) in db.execute("SELECT verdict FROM results WHERE role = 'control'")}
     assert verdicts == {"info"}
