@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +60,15 @@ class RunPlan:
     shard: tuple[int, int] | None = None  # --shard I/N: only this part of the run (ckptgate.sharding)
     _baseline: Baseline | None = None
 
+    @cached_property
+    def _shard_labels(self) -> frozenset[str]:
+        """The labels this shard evaluates (hashing every label once, not once per test item)."""
+        assert self.shard is not None
+        return frozenset(sharding.labels_in([c.label for c in self.checkpoints], self.shard))
+
     def in_shard(self, checkpoint: Checkpoint) -> bool:
         """Whether this run (its --shard, if any) evaluates ``checkpoint``'s benchmarks."""
-        return self.shard is None or checkpoint.label in sharding.labels_in([c.label for c in self.checkpoints],
-                                                                            self.shard)
+        return self.shard is None or checkpoint.label in self._shard_labels
 
     def refreshes(self, bench: Benchmark) -> bool:
         return ALL in self.refresh or bench.id in self.refresh
@@ -270,15 +275,21 @@ def record_cache(plan: RunPlan, spec: LoadSpec, scorer: SuiteScorer) -> RecordCa
                        lambda bench: scorer.inputs(plan.suite, bench), run_id=plan.run_id, refresh=plan.refreshes)
 
 
-def evaluated(plan: RunPlan) -> list[Checkpoint]:
-    """The candidates whose every planned result is in the record cache (``--new-only`` leaves
-    them out): already evaluated for this suite and these settings."""
+def cached(plan: RunPlan, checkpoints: list[Checkpoint]) -> list[Checkpoint]:
+    """Those of ``checkpoints`` whose every planned result (each benchmark of the suite but the
+    opt-in ones) is in the record cache; none under --refresh or without a cache."""
     if plan.refresh or plan.record_cache is None:
         return []
     cache = record_cache(plan, load_spec(plan, 1), suite_scorer(plan.suite, plan.datasets))
     assert cache is not None
     wanted = [bench for bench in plan.suite.benchmarks if not bench.opt_in]
-    return [c for c in plan.candidates if all(cache.has(c, bench) for bench in wanted)]
+    return [c for c in checkpoints if all(cache.has(c, bench) for bench in wanted)]
+
+
+def evaluated(plan: RunPlan) -> list[Checkpoint]:
+    """The candidates already evaluated for this suite and these settings (``--new-only`` leaves
+    them out)."""
+    return cached(plan, plan.candidates)
 
 
 def without(plan: RunPlan, dropped: list[Checkpoint]) -> RunPlan:
@@ -291,11 +302,10 @@ def fully_cached(plan: RunPlan) -> bool:
     """Whether the record cache holds every planned result (each checkpoint, bridges included, x
     each benchmark but the opt-in ones): then no model is loaded and the run needs no workers.
     Only parallelism depends on it: a result found missing later is scored all the same."""
-    if plan.refresh or plan.update_baseline:
+    if plan.refresh or plan.update_baseline or plan.record_cache is None:
         return False
-    cache = record_cache(plan, load_spec(plan, 1), suite_scorer(plan.suite, plan.datasets))
-    return cache is not None and all(cache.has(ckpt, bench) for ckpt in plan.checkpoints if plan.in_shard(ckpt)
-                                     for bench in plan.suite.benchmarks if not bench.opt_in)
+    mine = [ckpt for ckpt in plan.checkpoints if plan.in_shard(ckpt)]
+    return len(cached(plan, mine)) == len(mine)
 
 
 def suite_scorer(suite: Suite, datasets: Path | None) -> SuiteScorer:
