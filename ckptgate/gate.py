@@ -440,6 +440,12 @@ def run_verdict(rows: Sequence[Any]) -> str:
     return "GO" if all(v == "pass" for v in verdicts) else "INCONCLUSIVE"
 
 
+def model_failed(rows: Sequence[Any]) -> bool:
+    """Whether a primary comparison of a candidate failed on the model's numbers (not an error):
+    such a run is NO-GO whatever else broke, the machine included."""
+    return any(r.primary and r.role == "candidate" and r.verdict == "fail" for r in rows)
+
+
 def error_checks(benchmark: Benchmark, note: str = "") -> list[Check]:
     """Placeholder checks for a benchmark whose evaluation raised."""
     return [

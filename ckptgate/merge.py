@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ckptgate import exitcodes, gate, history, reports, results, sharding
+from ckptgate import exitcodes, gate, history, reports, results, sharding, status
 from ckptgate.atomicio import write_text
 from ckptgate.errors import CkptgateError, InfrastructureError
 from ckptgate.results import SummaryRow
@@ -96,7 +96,7 @@ def merge(results_dir: Path, shards: int) -> Merged:
     results.settle_records(results_dir, rows)
     verdict = gate.run_verdict(rows) if rows else "REPORT ONLY"
     machine = any(m["exit_status"] == exitcodes.INFRA for m in found)
-    if machine and not any(r.primary and r.role == "candidate" and r.verdict == "fail" for r in rows):
+    if machine and not gate.model_failed(rows):
         verdict = gate.INFRA_VERDICT
     run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-merge"
     meta = {"verdict": verdict, "run": run_id, "merged": f"{shards} shard(s) in {results_dir / 'shards'} "
@@ -137,7 +137,8 @@ def write_junit(path: Path, rows: Sequence[SummaryRow], verdict: str) -> Path:
     for (label, benchmark), case_rows in cases.items():
         case = ET.SubElement(suite, "testcase", classname=f"ckptgate.{benchmark}", name=f"{benchmark}[{label}]")
         gating = [r for r in case_rows if r.primary and r.role == "candidate" and r.verdict != "info"]
-        word = _case_verdict([r.verdict for r in gating])
+        word = status.outcome([r.verdict for r in gating], [True] * len(gating))
+        word = "pass" if word == "report" else word  # as the gate's own JUnit marks a test that gates nothing
         props = ET.SubElement(case, "properties")
         ET.SubElement(props, "property", name="verdict", value=word)
         text = "\n".join(f"{r.verdict.upper()} {r.metric} vs {r.against}: {r.value} (delta {r.delta}, "
@@ -157,10 +158,3 @@ def write_junit(path: Path, rows: Sequence[SummaryRow], verdict: str) -> Path:
     write_text(path, ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n")
     return path
 
-
-def _case_verdict(verdicts: Sequence[str]) -> str:
-    if any(v in ("fail", "error") for v in verdicts):
-        return "fail"
-    if any(v in ("inconclusive", "pending") for v in verdicts):
-        return "inconclusive"
-    return "pass"

@@ -92,7 +92,7 @@ def _machine_failed(state: RunState, exitstatus: int | pytest.ExitCode) -> bool:
     if not state.infrastructure or exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED,
                                                       exitcodes.INCONCLUSIVE):
         return False
-    return not any(r.primary and r.role == "candidate" and r.verdict == "fail" for r in state.rows)
+    return not gate.model_failed(state.rows)
 
 
 def publish(state: RunState, rows: list[results.SummaryRow]) -> None:
