@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ckptgate import exitcodes
-from ckptgate.checkpoints import discover
-from ckptgate.checkpoints.naming import STEP_PATTERNS_HELP, is_checkpoint_name
+from ckptgate.checkpoints import validate_checkpoint
+from ckptgate.checkpoints.naming import STEP_PATTERNS_HELP, is_checkpoint_name, order_key, parse_step, safe_label
 from ckptgate.errors import CheckpointError, CkptgateError
 from ckptgate.resources import evaltests_dir
 
@@ -44,9 +44,11 @@ def find(root: Path) -> Found:
     good, skipped = [], []
     for child in sorted(p for p in root.iterdir() if p.is_dir() and is_checkpoint_name(p.name)):
         try:
-            good.append((discover(child)[0].sort_key, child))  # the folder as named here (labels come from it)
+            validate_checkpoint(child.resolve())  # the gate fingerprints what passes: not here as well
         except CheckpointError as exc:
             skipped.append(f"{child.name}: {str(exc).splitlines()[0]}")
+        else:  # the folder as named here: its label and step come from this name
+            good.append((order_key(*parse_step(child.name), safe_label(child.name)), child))
     if not good:
         raise CkptgateError(f"{root}: no usable checkpoint (folders named {STEP_PATTERNS_HELP})"
                             + (":\n  " + "\n  ".join(skipped) if skipped else ""))

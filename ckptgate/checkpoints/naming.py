@@ -33,6 +33,14 @@ def parse_step(name: str) -> tuple[int | None, bool]:
     return None, bool(_FINAL_RE.match(name))
 
 
+def order_key(step: int | None, final: bool, label: str) -> tuple[int, int, str]:
+    """Checkpoints in training order: by step number (numerically), ``*_final`` and unnumbered
+    ones last."""
+    if step is not None:
+        return (0, step, label)
+    return (2 if final else 1, 0, label)
+
+
 def is_checkpoint_name(name: str) -> bool:
     step, final = parse_step(name)
     return step is not None or final

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ckptgate.checkpoints.naming import parse_step
+from ckptgate.checkpoints.naming import order_key, parse_step
 from ckptgate.errors import CheckpointError
 
 ROLES = ("candidate", "bridge", "control")  # control: a base model shown beside fine-tuned candidates, never gated
@@ -48,9 +48,7 @@ class Checkpoint:
     @property
     def sort_key(self) -> tuple[int, int, str]:
         """Order by step number (numerically), ``*_final`` and unnumbered ones last."""
-        if self.step is not None:
-            return (0, self.step, self.label)
-        return (2 if self.is_final else 1, 0, self.label)
+        return order_key(self.step, self.is_final, self.label)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form, for shipping to xdist workers and into result files."""
